@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+/**
+ * mgmc — the command line of mgmc-agent. Each subcommand has --help; read commands take --json. Exit codes are in
+ * docs/cli.md (0 ok, 1 check failed, 2 usage, 65 bad data, 66 missing file, 70 internal, 73 won't overwrite, 78 bad
+ * config).
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { configCheck, configSchema } from './commands/config.js';
+import { demo } from './commands/demo.js';
+import { CommandError, EXIT, type Io, processIo } from './commands/io.js';
+import { keyShow, keygen } from './commands/key.js';
+import { ledgerCheckProof, ledgerExport, ledgerFill, ledgerProve, ledgerShow, ledgerVerify } from './commands/ledger.js';
+
+function int(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+export function buildProgram(io: Io, done: (code: number) => void): Command {
+  const run =
+    <A extends unknown[]>(fn: (...args: A) => Promise<number> | number) =>
+    async (...args: A): Promise<void> => {
+      done(await fn(...args));
+    };
+  const program = new Command('mgmc')
+    .description('microgrid master controller agent: devices, signed ledger, optimizer, market, DSO link')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+
+  program
+    .command('keygen')
+    .description(`create a secp256k1 key in a Web3 Secret Storage v3 keystore (passphrase from MGMC_KEY_PASSPHRASE or asked)`)
+    .requiredOption('--out <file>', 'keystore file to create (mode 0600; never overwritten without --force)')
+    .addOption(new Option('--kdf <kdf>', 'key derivation').choices(['scrypt', 'pbkdf2']).default('scrypt'))
+    .option('--force', 'replace an existing keystore file (its key is lost)', false)
+    .option('--json', 'print the result as JSON', false)
+    .action(run((o: { out: string; kdf: 'scrypt' | 'pbkdf2'; force: boolean; json: boolean }) => keygen(io, o)));
+
+  const key = program.command('key').description('inspect keystore files');
+  key
+    .command('show <file>')
+    .description("print a keystore's address")
+    .option('--verify', 'decrypt the key (needs the passphrase) and derive the address from it', false)
+    .option('--json', 'print as JSON', false)
+    .action(run((file: string, o: { json: boolean; verify: boolean }) => keyShow(io, file, o)));
+
+  const config = program.command('config').description('check configuration files');
+  config
+    .command('check <file>')
+    .description('check a config file and report every problem with file:line:column (exit 78 when bad)')
+    .option('--json', 'print as JSON', false)
+    .action(run((file: string, o: { json: boolean }) => configCheck(io, file, o)));
+  config
+    .command('schema')
+    .description('print the config JSON Schema (for editors)')
+    .action(run(() => configSchema(io)));
+
+  const ledger = program.command('ledger').description("the MGMC's signed, hash-chained ledger");
+  ledger
+    .command('verify')
+    .description('verify every block, link, signature, Merkle root and record; exit 1 naming the first bad block')
+    .option('--db <file>', 'ledger database')
+    .option('--file <export>', 'a JSONL export (verified without the database)')
+    .option('--json', 'print as JSON', false)
+    .action(run((o: { db?: string; file?: string; json: boolean }) => ledgerVerify(io, o)));
+  ledger
+    .command('show')
+    .description('print the chain summary and recent blocks, one block (--height) or one record (--record)')
+    .requiredOption('--db <file>', 'ledger database')
+    .option('--height <n>', 'show one block', int('--height', 1))
+    .option('--record <seq>', 'show one record', int('--record', 1))
+    .option('--tail <n>', 'how many recent blocks to list', int('--tail', 0), 10)
+    .option('--json', 'print as JSON', false)
+    .action(run((o: { db: string; json: boolean; height?: number; record?: number; tail: number }) => ledgerShow(io, o)));
+  ledger
+    .command('export')
+    .description('export the whole chain for auditors and the DSO')
+    .requiredOption('--db <file>', 'ledger database')
+    .addOption(new Option('--format <format>', 'export format').choices(['jsonl']).default('jsonl'))
+    .option('--out <file>', 'write here instead of stdout')
+    .action(run((o: { db: string; format: string; out?: string }) => ledgerExport(io, o)));
+  ledger
+    .command('fill')
+    .description('append N synthetic device readings, sealed and signed as the poller would (trials, demos, benchmarks)')
+    .requiredOption('--db <file>', 'ledger database (created when missing)')
+    .requiredOption('--key <file>', 'keystore of the producing MGMC (passphrase from MGMC_KEY_PASSPHRASE or asked)')
+    .requiredOption('--readings <n>', 'number of readings', int('--readings', 1))
+    .option('--chain-id <n>', 'chain id', int('--chain-id', 0), 1337)
+    .option('--seal-every-records <n>', 'records per block', int('--seal-every-records', 1), 1000)
+    .option('--batch <n>', 'records per transaction (one poll cycle)', int('--batch', 1), 500)
+    .addOption(new Option('--synchronous <mode>', 'SQLite durability').choices(['full', 'normal']).default('full'))
+    .option('--json', 'print as JSON', false)
+    .action(
+      run(
+        (o: {
+          db: string;
+          key: string;
+          readings: number;
+          chainId: number;
+          sealEveryRecords: number;
+          batch: number;
+          synchronous: 'full' | 'normal';
+          json: boolean;
+        }) => ledgerFill(io, o),
+      ),
+    );
+  ledger
+    .command('prove')
+    .description('print an inclusion proof of one record that a third party can check against the signed header')
+    .requiredOption('--db <file>', 'ledger database')
+    .requiredOption('--record <seq>', 'record seq', int('--record', 1))
+    .option('--out <file>', 'write the proof to a file')
+    .action(run((o: { db: string; record: number; out?: string }) => ledgerProve(io, o)));
+  ledger
+    .command('check-proof <file>')
+    .description('check a record proof made by `mgmc ledger prove`')
+    .option('--producer <address>', 'require this producer')
+    .option('--json', 'print as JSON', false)
+    .action(run((file: string, o: { producer?: string; json: boolean }) => ledgerCheckProof(io, file, o)));
+
+  program
+    .command('demo')
+    .description('run the end-to-end demo (data in ./data/demo)')
+    .option('--dir <dir>', 'working directory (wiped first)', 'data/demo')
+    .option('--readings <n>', 'simulated readings', int('--readings', 1), 200_000)
+    .action(run((o: { dir: string; readings: number }) => demo(io, o)));
+
+  return program;
+}
+
+export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram(io, (c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv as string[]);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    if (err instanceof CommandError) {
+      io.err(`mgmc: ${err.message}`);
+      return err.exitCode;
+    }
+    const exitCode = (err as { exitCode?: unknown }).exitCode;
+    if (typeof exitCode === 'number') {
+      io.err(`mgmc: ${(err as Error).message}`);
+      return exitCode;
+    }
+    io.err(`mgmc: internal error: ${(err as Error).stack ?? String(err)}`);
+    return EXIT.software;
+  }
+}
+
+/** True when this file is the program being run (directly or through the npm bin symlink), not imported. */
+function isEntryPoint(): boolean {
+  const invoked = process.argv[1];
+  if (invoked === undefined) return false;
+  try {
+    return realpathSync(invoked) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

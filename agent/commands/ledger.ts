@@ -1,0 +1,242 @@
+/** mgmc ledger verify | show | export | fill | prove | check-proof. */
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { systemClock } from '../clock.js';
+import { toHex } from '../identity/bytes.js';
+import { readKeystoreFile } from '../identity/keystore.js';
+import { decodeHeader, signerFromPrivateKey } from '../ledger/block.js';
+import { openLedgerStore, openWritableLedger } from '../ledger/open.js';
+import { buildRecordProof, checkRecordProof } from '../ledger/proof.js';
+import { decodeRecord } from '../ledger/records.js';
+import { ExportFormatError, exportJsonl, jsonlSource, storeSource } from '../ledger/sources.js';
+import { syntheticReadings } from '../ledger/synthetic.js';
+import { type VerifyReport, verifyChain } from '../ledger/verify.js';
+import type { LedgerStore } from '../store/ledger-store.js';
+import { CommandError, EXIT, type Io, getPassphrase, table } from './io.js';
+import { keystoreToCommandError } from './key.js';
+
+function openExisting(db: string): LedgerStore {
+  const path = resolve(db);
+  if (!existsSync(path)) throw new CommandError(`ledger database ${path} does not exist`, EXIT.noInput);
+  try {
+    return openLedgerStore(path, { readonly: true });
+  } catch (err) {
+    throw new CommandError((err as Error).message, EXIT.dataError);
+  }
+}
+
+export function describeReport(report: VerifyReport, source: string): string {
+  if (report.ok) {
+    const unsealed = report.unsealed > 0 ? `; ${report.unsealed} newer record(s) not sealed yet` : '';
+    return (
+      `${source}: ok — ${report.blocks} block(s), ${report.records} record(s) verified` +
+      `${report.producer ? `, producer ${report.producer}` : ''}${report.chainId !== undefined ? `, chain ${report.chainId}` : ''}${unsealed}` +
+      `${report.headHash ? `\nhead ${report.headHash}` : ''}`
+    );
+  }
+  const p = report.problem;
+  return (
+    `${source}: FAILED at block ${p?.height}: ${p?.kind}${p?.seq ? ` (record ${p.seq})` : ''}\n  ${p?.detail}\n` +
+    `  ${report.blocks} block(s) before it verified.`
+  );
+}
+
+export async function ledgerVerify(io: Io, options: { db?: string; file?: string; json: boolean }): Promise<number> {
+  if ((options.db === undefined) === (options.file === undefined)) {
+    throw new CommandError('give exactly one of --db FILE or --file EXPORT.jsonl', EXIT.usage);
+  }
+  let report: VerifyReport;
+  let label: string;
+  if (options.db !== undefined) {
+    label = resolve(options.db);
+    let store: LedgerStore;
+    try {
+      store = openExisting(options.db);
+    } catch (err) {
+      if (options.json && err instanceof CommandError && err.exitCode === EXIT.dataError) {
+        io.out(JSON.stringify({ ok: false, problem: { height: 0, kind: 'unreadable', detail: err.message } }));
+      }
+      throw err;
+    }
+    try {
+      report = verifyChain(storeSource(store));
+    } finally {
+      store.close();
+    }
+  } else {
+    label = resolve(options.file as string);
+    if (!existsSync(label)) throw new CommandError(`export ${label} does not exist`, EXIT.noInput);
+    try {
+      report = verifyChain(jsonlSource(label));
+    } catch (err) {
+      if (err instanceof ExportFormatError) throw new CommandError(err.message, EXIT.dataError);
+      throw err;
+    }
+  }
+  if (options.json) io.out(JSON.stringify({ source: label, ...report }));
+  else (report.ok ? io.out : io.err)(describeReport(report, label));
+  return report.ok ? EXIT.ok : EXIT.failed;
+}
+
+export function ledgerShow(io: Io, options: { db: string; json: boolean; height?: number; record?: number; tail: number }): number {
+  const store = openExisting(options.db);
+  try {
+    if (options.record !== undefined) {
+      const row = store.recordRange(options.record, 1)[0];
+      if (row === undefined) throw new CommandError(`record ${options.record} does not exist`, EXIT.failed);
+      const record = decodeRecord(row.body);
+      const block = store.blockForSeq(options.record);
+      if (options.json) io.out(JSON.stringify({ ...record, block: block?.height ?? null }));
+      else io.out(`${JSON.stringify(record, null, 2)}\nblock ${block ? block.height : '(not sealed yet)'}`);
+      return EXIT.ok;
+    }
+    if (options.height !== undefined) {
+      const block = store.blockAt(options.height);
+      if (block === undefined) throw new CommandError(`block ${options.height} does not exist`, EXIT.failed);
+      const header = decodeHeader(block.header);
+      const out = { header, hash: toHex(block.hash), signature: toHex(block.signature), firstSeq: block.firstSeq };
+      io.out(options.json ? JSON.stringify(out) : JSON.stringify(out, null, 2));
+      return EXIT.ok;
+    }
+    const counts = store.counts();
+    const summary = {
+      chainId: Number(store.getMeta('chainId') ?? 0),
+      producer: store.getMeta('producer') ?? null,
+      height: counts.blocks,
+      records: counts.records,
+      unsealed: counts.records - counts.sealedRecords,
+    };
+    const recent: { height: number; time: number; count: number; firstSeq: number; hash: string }[] = [];
+    for (const block of store.blocks(Math.max(1, counts.blocks - options.tail + 1))) {
+      const header = decodeHeader(block.header);
+      recent.push({ height: block.height, time: header.time, count: block.count, firstSeq: block.firstSeq, hash: toHex(block.hash) });
+    }
+    if (options.json) {
+      io.out(JSON.stringify({ ...summary, blocks: recent }));
+    } else {
+      io.out(
+        `chain ${summary.chainId}  producer ${summary.producer}\nheight ${summary.height}  records ${summary.records}  unsealed ${summary.unsealed}\n`,
+      );
+      io.out(
+        table(
+          ['height', 'time (UTC)', 'records', 'first seq', 'hash'],
+          recent.map((b) => [b.height, new Date(b.time).toISOString(), b.count, b.firstSeq, `${b.hash.slice(0, 18)}…`]),
+        ),
+      );
+    }
+    return EXIT.ok;
+  } finally {
+    store.close();
+  }
+}
+
+export async function ledgerExport(io: Io, options: { db: string; format: string; out?: string }): Promise<number> {
+  if (options.format !== 'jsonl') throw new CommandError(`unknown export format ${options.format} (supported: jsonl)`, EXIT.usage);
+  const store = openExisting(options.db);
+  try {
+    const out = options.out ?? '/dev/stdout';
+    const counts = await exportJsonl(store, out);
+    if (options.out) io.err(`exported ${counts.blocks} block(s) and ${counts.records} record(s) to ${resolve(out)}`);
+    return EXIT.ok;
+  } finally {
+    store.close();
+  }
+}
+
+export interface FillOptions {
+  db: string;
+  key: string;
+  readings: number;
+  chainId: number;
+  sealEveryRecords: number;
+  batch: number;
+  synchronous: 'full' | 'normal';
+  json: boolean;
+}
+
+/** Writes synthetic readings through the same Ledger the agent uses: validated, committed in batches, sealed, signed. */
+export async function ledgerFill(io: Io, options: FillOptions): Promise<number> {
+  if (!Number.isSafeInteger(options.readings) || options.readings < 1) {
+    throw new CommandError('--readings must be a positive integer', EXIT.usage);
+  }
+  let key: Awaited<ReturnType<typeof readKeystoreFile>>;
+  try {
+    key = await readKeystoreFile(resolve(options.key), await getPassphrase(io, 'unlock'));
+  } catch (err) {
+    throw keystoreToCommandError(err);
+  }
+  for (const w of key.warnings) io.err(`warning: ${w}`);
+  const clock = systemClock();
+  let opened: ReturnType<typeof openWritableLedger>;
+  try {
+    opened = openWritableLedger({
+      path: resolve(options.db),
+      signer: signerFromPrivateKey(key.privateKey, key.address),
+      clock,
+      chainId: options.chainId,
+      sealEveryRecords: options.sealEveryRecords,
+      sealEverySeconds: 10,
+      synchronous: options.synchronous,
+    });
+  } catch (err) {
+    throw new CommandError((err as Error).message, EXIT.dataError);
+  }
+  const { store, ledger } = opened;
+  const started = performance.now();
+  const heightBefore = ledger.sealedHeight;
+  try {
+    for (const batch of syntheticReadings(options.readings, clock.now(), options.batch, ledger.lastSeq + 1)) ledger.append(batch);
+    ledger.stop();
+  } finally {
+    store.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const result = {
+    db: resolve(options.db),
+    producer: key.address,
+    readings: options.readings,
+    blocks: ledger.sealedHeight - heightBefore,
+    height: ledger.sealedHeight,
+    lastSeq: ledger.lastSeq,
+    seconds: Number(seconds.toFixed(3)),
+  };
+  if (options.json) io.out(JSON.stringify(result));
+  else
+    io.out(
+      `wrote ${result.readings} readings in ${result.blocks} signed block(s) to ${result.db} (height ${result.height}) in ${result.seconds} s`,
+    );
+  return EXIT.ok;
+}
+
+export async function ledgerProve(io: Io, options: { db: string; record: number; out?: string }): Promise<number> {
+  const store = openExisting(options.db);
+  let proof: ReturnType<typeof buildRecordProof>;
+  try {
+    proof = buildRecordProof(store, options.record);
+  } catch (err) {
+    throw new CommandError((err as Error).message, EXIT.failed);
+  } finally {
+    store.close();
+  }
+  const text = `${JSON.stringify(proof, null, 2)}\n`;
+  if (options.out) {
+    await writeFile(options.out, text);
+    io.err(`wrote the proof of record ${options.record} to ${resolve(options.out)}`);
+  } else io.out(text);
+  return EXIT.ok;
+}
+
+export async function ledgerCheckProof(io: Io, file: string, options: { producer?: string; json: boolean }): Promise<number> {
+  let input: unknown;
+  try {
+    input = JSON.parse(await readFile(resolve(file), 'utf8'));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? EXIT.noInput : EXIT.dataError;
+    throw new CommandError(`cannot read proof ${resolve(file)}: ${(err as Error).message}`, code);
+  }
+  const check = checkRecordProof(input, options.producer);
+  if (options.json) io.out(JSON.stringify(check));
+  else (check.ok ? io.out : io.err)(`${check.ok ? 'ok' : 'FAILED'}: ${check.detail}`);
+  return check.ok ? EXIT.ok : EXIT.failed;
+}

@@ -1,0 +1,212 @@
+/**
+ * Verification of a whole chain, from the database or from an export: every header's hash and signature, every link,
+ * every record's canonical form and place, every Merkle root, every meter signature inside. Stops at the first bad
+ * block and says what is wrong with it, because everything after a broken block is unanchored anyway.
+ */
+import { equalBytes, fromHex, toHex } from '../identity/bytes.js';
+import { SignatureVerifier } from '../identity/signing.js';
+import { type BlockHeader, ZERO_HASH, decodeHeader, headerHash, verifyHeaderSignature } from './block.js';
+import { leafHash, merkleRoot } from './merkle.js';
+import { checkMeterBatch } from './meter-batch.js';
+import { decodeRecord } from './records.js';
+
+export type ProblemKind =
+  | 'missing-block'
+  | 'bad-header'
+  | 'wrong-chain'
+  | 'wrong-producer'
+  | 'broken-link'
+  | 'bad-signature'
+  | 'missing-record'
+  | 'reordered-record'
+  | 'changed-record'
+  | 'bad-record'
+  | 'bad-meter-signature'
+  | 'unreadable';
+
+export interface Problem {
+  /** Height of the first bad block; for an unreadable source, the block being read (or 0 before the first). */
+  readonly height: number;
+  readonly kind: ProblemKind;
+  readonly detail: string;
+  readonly seq?: number;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly chainId?: number;
+  readonly producer?: string;
+  /** Blocks and sealed records that verified. */
+  readonly blocks: number;
+  readonly records: number;
+  /** Records after the last block (committed, waiting for the next seal). */
+  readonly unsealed: number;
+  readonly headHash?: string;
+  readonly problem?: Problem;
+}
+
+/** One stored block as a source gives it: header as canonical bytes (database) or as an object (export). */
+export interface SourceBlock {
+  readonly height: number;
+  readonly header: Uint8Array | object;
+  readonly hash?: Uint8Array;
+  readonly signature: Uint8Array | string;
+  /** Where the source says the block's records start; checked against the running count. */
+  readonly firstSeq?: number;
+}
+
+export interface SourceRecord {
+  /** The seq the source filed the record under (row id or line order). */
+  readonly seq: number;
+  /** Canonical bytes, or text for exports. */
+  readonly bytes: Uint8Array | string;
+}
+
+export interface ChainSource {
+  blocks(): Iterable<SourceBlock>;
+  /** Records filed under first <= seq < end, in filing order. */
+  records(first: number, end: number): Iterable<SourceRecord>;
+  /** Number of records filed after `afterSeq`. */
+  countAfter(afterSeq: number): number;
+}
+
+export interface VerifyOptions {
+  /** Expected chain id; default: the first block's. */
+  readonly chainId?: number;
+  /** Expected producer; default: the first block's. */
+  readonly producer?: string;
+}
+
+class Bad extends Error {
+  constructor(
+    readonly kind: ProblemKind,
+    readonly detail: string,
+    readonly seq?: number,
+  ) {
+    super(detail);
+  }
+}
+
+export function verifyChain(source: ChainSource, options: VerifyOptions = {}): VerifyReport {
+  const verifier = new SignatureVerifier();
+  let chainId = options.chainId;
+  let producer = options.producer;
+  let expectedHeight = 1;
+  let prev = ZERO_HASH;
+  let nextSeq = 1;
+  let blocks = 0;
+  let height = 0;
+  const result = (problem?: Problem): VerifyReport => {
+    let unsealed = 0;
+    if (problem === undefined) {
+      try {
+        unsealed = source.countAfter(nextSeq - 1);
+      } catch (err) {
+        problem = { height, kind: 'unreadable', detail: `cannot read records after the last block: ${(err as Error).message}` };
+      }
+    }
+    return {
+      ok: problem === undefined,
+      ...(chainId === undefined ? {} : { chainId }),
+      ...(producer === undefined ? {} : { producer }),
+      blocks,
+      records: nextSeq - 1,
+      unsealed,
+      ...(blocks > 0 ? { headHash: prev } : {}),
+      ...(problem === undefined ? {} : { problem }),
+    };
+  };
+  try {
+    for (const block of source.blocks()) {
+      height = block.height;
+      try {
+        if (block.height !== expectedHeight) {
+          throw new Bad(
+            'missing-block',
+            block.height > expectedHeight
+              ? `block ${expectedHeight}${block.height - 1 > expectedHeight ? `..${block.height - 1}` : ''} is missing (next block found is ${block.height})`
+              : `block ${block.height} appears again or out of order (expected ${expectedHeight})`,
+          );
+        }
+        const header = parseHeader(block);
+        chainId ??= header.chainId;
+        producer ??= header.producer;
+        if (header.chainId !== chainId) throw new Bad('wrong-chain', `chain id ${header.chainId}, expected ${chainId}`);
+        if (header.producer !== producer) {
+          throw new Bad('wrong-producer', `producer ${header.producer}, expected ${producer}`);
+        }
+        const digest = headerHash(header);
+        if (block.hash !== undefined && !equalBytes(block.hash, digest)) {
+          throw new Bad('bad-header', 'stored header hash does not match the header (header or hash was changed)');
+        }
+        if (header.prev !== prev) {
+          throw new Bad('broken-link', `prev is ${header.prev} but block ${block.height - 1} has hash ${prev}`);
+        }
+        const signature = typeof block.signature === 'string' ? block.signature : toHex(block.signature);
+        if (!verifyHeaderSignature({ header, hash: toHex(digest), signature }, verifier)) {
+          throw new Bad('bad-signature', `signature is not ${header.producer}'s signature over this header`);
+        }
+        if (block.firstSeq !== undefined && block.firstSeq !== nextSeq) {
+          throw new Bad('bad-header', `block is filed as starting at record ${block.firstSeq}, but the chain says ${nextSeq}`);
+        }
+        checkRecords(source, header, nextSeq);
+        prev = toHex(digest);
+        nextSeq += header.count;
+        blocks++;
+        expectedHeight++;
+      } catch (err) {
+        if (err instanceof Bad) {
+          return result({ height: block.height, kind: err.kind, detail: err.detail, ...(err.seq ? { seq: err.seq } : {}) });
+        }
+        throw err;
+      }
+    }
+  } catch (err) {
+    return result({
+      height: Math.max(height, expectedHeight),
+      kind: 'unreadable',
+      detail: `the ledger could not be read: ${(err as Error).message}`,
+    });
+  }
+  return result();
+}
+
+function parseHeader(block: SourceBlock): BlockHeader {
+  try {
+    return decodeHeader(block.header, 'header');
+  } catch (err) {
+    throw new Bad('bad-header', (err as Error).message);
+  }
+}
+
+function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number): void {
+  const leaves: Uint8Array[] = [];
+  let expected = firstSeq;
+  const end = firstSeq + header.count;
+  for (const row of source.records(firstSeq, end)) {
+    if (row.seq !== expected) {
+      throw new Bad('missing-record', `record ${expected} is missing (found ${row.seq} in its place)`, expected);
+    }
+    let record: ReturnType<typeof decodeRecord>;
+    try {
+      record = decodeRecord(row.bytes, `record ${row.seq}`);
+    } catch (err) {
+      throw new Bad('changed-record', `record ${row.seq} was altered: ${(err as Error).message}`, row.seq);
+    }
+    if (record.seq !== row.seq) {
+      throw new Bad('reordered-record', `the record filed as ${row.seq} is record ${record.seq}: records were reordered`, row.seq);
+    }
+    if (record.type === 'meter-batch') {
+      const problem = checkMeterBatch(record.body);
+      if (problem !== undefined) throw new Bad('bad-meter-signature', `record ${row.seq}: ${problem}`, row.seq);
+    }
+    leaves.push(leafHash(typeof row.bytes === 'string' ? new TextEncoder().encode(row.bytes) : row.bytes));
+    expected++;
+  }
+  if (expected !== end) {
+    throw new Bad('missing-record', `block has ${header.count} records, found ${expected - firstSeq}: record ${expected} is missing`, expected);
+  }
+  if (!equalBytes(merkleRoot(leaves), fromHex(header.root))) {
+    throw new Bad('changed-record', 'the records do not match the signed Merkle root: a record was changed');
+  }
+}
