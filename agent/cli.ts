@@ -10,8 +10,15 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { configCheck, configSchema } from './commands/config.js';
 import { demo } from './commands/demo.js';
 import { CommandError, EXIT, type Io, processIo } from './commands/io.js';
-import { keyShow, keygen } from './commands/key.js';
-import { ledgerCheckProof, ledgerExport, ledgerFill, ledgerProve, ledgerShow, ledgerVerify } from './commands/ledger.js';
+import { keygen, keyShow } from './commands/key.js';
+import {
+  ledgerCheckProof,
+  ledgerExport,
+  ledgerFill,
+  ledgerProve,
+  ledgerShow,
+  ledgerVerify,
+} from './commands/ledger.js';
 
 function int(name: string, min: number) {
   return (value: string): number => {
@@ -36,7 +43,9 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
 
   program
     .command('keygen')
-    .description(`create a secp256k1 key in a Web3 Secret Storage v3 keystore (passphrase from MGMC_KEY_PASSPHRASE or asked)`)
+    .description(
+      `create a secp256k1 key in a Web3 Secret Storage v3 keystore (passphrase from MGMC_KEY_PASSPHRASE or asked)`,
+    )
     .requiredOption('--out <file>', 'keystore file to create (mode 0600; never overwritten without --force)')
     .addOption(new Option('--kdf <kdf>', 'key derivation').choices(['scrypt', 'pbkdf2']).default('scrypt'))
     .option('--force', 'replace an existing keystore file (its key is lost)', false)
@@ -78,7 +87,9 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .option('--record <seq>', 'show one record', int('--record', 1))
     .option('--tail <n>', 'how many recent blocks to list', int('--tail', 0), 10)
     .option('--json', 'print as JSON', false)
-    .action(run((o: { db: string; json: boolean; height?: number; record?: number; tail: number }) => ledgerShow(io, o)));
+    .action(
+      run((o: { db: string; json: boolean; height?: number; record?: number; tail: number }) => ledgerShow(io, o)),
+    );
   ledger
     .command('export')
     .description('export the whole chain for auditors and the DSO')
@@ -88,7 +99,9 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .action(run((o: { db: string; format: string; out?: string }) => ledgerExport(io, o)));
   ledger
     .command('fill')
-    .description('append N synthetic device readings, sealed and signed as the poller would (trials, demos, benchmarks)')
+    .description(
+      'append N synthetic device readings, sealed and signed as the poller would (trials, demos, benchmarks)',
+    )
     .requiredOption('--db <file>', 'ledger database (created when missing)')
     .requiredOption('--key <file>', 'keystore of the producing MGMC (passphrase from MGMC_KEY_PASSPHRASE or asked)')
     .requiredOption('--readings <n>', 'number of readings', int('--readings', 1))
@@ -145,7 +158,8 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.ok;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return EXIT.ok;
       return EXIT.usage;
     }
     if (err instanceof CommandError) {

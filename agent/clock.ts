@@ -77,7 +77,13 @@ export class ManualClock implements Clock {
   }
 
   private add(callback: () => void, ms: number, every: number | undefined): TimerHandle {
-    const timer: PendingTimer = { due: this.current + Math.max(0, ms), every, callback, id: this.nextId++, cancelled: false };
+    const timer: PendingTimer = {
+      due: this.current + Math.max(0, ms),
+      every,
+      callback,
+      id: this.nextId++,
+      cancelled: false,
+    };
     this.timers.push(timer);
     return {
       cancel: () => {

@@ -15,8 +15,8 @@ import { buildRecordProof, checkRecordProof } from '../ledger/proof.js';
 import { exportJsonl, jsonlSource, storeSource } from '../ledger/sources.js';
 import { syntheticReadings } from '../ledger/synthetic.js';
 import { verifyChain } from '../ledger/verify.js';
-import { describeReport } from './ledger.js';
 import { EXIT, type Io, PASSPHRASE_ENV, table } from './io.js';
+import { describeReport } from './ledger.js';
 
 export interface DemoOptions {
   readonly dir: string;
@@ -52,12 +52,16 @@ export async function demo(io: Io, options: DemoOptions): Promise<number> {
   for (const batch of syntheticReadings(options.readings, clock.now(), 500)) ledger.append(batch);
   ledger.stop();
   const seconds = (performance.now() - started) / 1000;
-  io.out(`${ledger.lastSeq} records in ${ledger.sealedHeight} blocks, ${Math.round(ledger.lastSeq / seconds)} readings/s`);
+  io.out(
+    `${ledger.lastSeq} records in ${ledger.sealedHeight} blocks, ${Math.round(ledger.lastSeq / seconds)} readings/s`,
+  );
 
   step('3. verify the chain in the database');
   let t = performance.now();
   const report = verifyChain(storeSource(store));
-  io.out(`${describeReport(report, dbPath)}\n(${Math.round(report.blocks / ((performance.now() - t) / 1000))} blocks/s)`);
+  io.out(
+    `${describeReport(report, dbPath)}\n(${Math.round(report.blocks / ((performance.now() - t) / 1000))} blocks/s)`,
+  );
 
   step('4. export for the DSO and auditors (JSONL), verify the export without the database');
   const exportPath = join(dir, 'ledger.jsonl');
@@ -76,7 +80,9 @@ export async function demo(io: Io, options: DemoOptions): Promise<number> {
 
   step('6. encrypt an adjustment to the MGMC key as the DSO would (ECIES secp256k1 + HKDF + AES-256-GCM)');
   const dso = generateKeyPair();
-  const envelope = encryptTo(mgmcKey.publicKey, new TextEncoder().encode('{"cap":{"importW":40000}}'), { sender: dso.address });
+  const envelope = encryptTo(mgmcKey.publicKey, new TextEncoder().encode('{"cap":{"importW":40000}}'), {
+    sender: dso.address,
+  });
   const plain = new TextDecoder().decode(decryptWith(unlocked.privateKey, envelope));
   io.out(`DSO ${dso.address} -> MGMC: ${envelope.ct.slice(0, 34)}… decrypts to ${plain}`);
 
@@ -99,7 +105,10 @@ export async function demo(io: Io, options: DemoOptions): Promise<number> {
         ['JSONL export', exportReport.ok ? 'ok' : 'FAILED'],
         ['record proof', proofCheck.ok ? 'ok' : 'FAILED'],
         ['ECIES round trip', plain.includes('importW') ? 'ok' : 'FAILED'],
-        ['tampered copy', tampered.ok ? 'NOT DETECTED' : `detected at block ${tampered.problem?.height} (${tampered.problem?.kind})`],
+        [
+          'tampered copy',
+          tampered.ok ? 'NOT DETECTED' : `detected at block ${tampered.problem?.height} (${tampered.problem?.kind})`,
+        ],
       ],
     ),
   );

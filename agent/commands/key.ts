@@ -3,9 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { generateKeyPair, toChecksumAddress } from '../identity/keys.js';
 import { KeystoreError, readKeystoreFile, writeKeystoreFile } from '../identity/keystore.js';
-import { CommandError, EXIT, type Io, getPassphrase } from './io.js';
+import { CommandError, EXIT, getPassphrase, type Io } from './io.js';
 
-export async function keygen(io: Io, options: { out: string; kdf: 'scrypt' | 'pbkdf2'; force: boolean; json: boolean }): Promise<number> {
+export async function keygen(
+  io: Io,
+  options: { out: string; kdf: 'scrypt' | 'pbkdf2'; force: boolean; json: boolean },
+): Promise<number> {
   const path = resolve(options.out);
   const passphrase = await getPassphrase(io, 'create');
   const pair = generateKeyPair();
@@ -47,7 +50,10 @@ export async function keyShow(io: Io, file: string, options: { json: boolean; ve
       throw new CommandError(`keystore ${path} is not valid JSON: the file is corrupted`, EXIT.dataError);
     }
     if (typeof json.address !== 'string' || !/^(0x)?[0-9a-fA-F]{40}$/.test(json.address)) {
-      throw new CommandError(`keystore ${path} has no address field: run with --verify to derive it from the key`, EXIT.dataError);
+      throw new CommandError(
+        `keystore ${path} has no address field: run with --verify to derive it from the key`,
+        EXIT.dataError,
+      );
     }
     address = toChecksumAddress(json.address.startsWith('0x') ? json.address : `0x${json.address}`);
   }
@@ -59,7 +65,6 @@ export async function keyShow(io: Io, file: string, options: { json: boolean; ve
 
 export function keystoreToCommandError(err: unknown): unknown {
   if (!(err instanceof KeystoreError)) return err;
-  const code =
-    err.code === 'ENOENT' ? EXIT.noInput : err.code === 'EXISTS' ? EXIT.cantCreate : EXIT.dataError;
+  const code = err.code === 'ENOENT' ? EXIT.noInput : err.code === 'EXISTS' ? EXIT.cantCreate : EXIT.dataError;
   return new CommandError(err.message, code);
 }

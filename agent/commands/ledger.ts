@@ -13,7 +13,7 @@ import { ExportFormatError, exportJsonl, jsonlSource, storeSource } from '../led
 import { syntheticReadings } from '../ledger/synthetic.js';
 import { type VerifyReport, verifyChain } from '../ledger/verify.js';
 import type { LedgerStore } from '../store/ledger-store.js';
-import { CommandError, EXIT, type Io, getPassphrase, table } from './io.js';
+import { CommandError, EXIT, getPassphrase, type Io, table } from './io.js';
 import { keystoreToCommandError } from './key.js';
 
 function openExisting(db: string): LedgerStore {
@@ -79,7 +79,10 @@ export async function ledgerVerify(io: Io, options: { db?: string; file?: string
   return report.ok ? EXIT.ok : EXIT.failed;
 }
 
-export function ledgerShow(io: Io, options: { db: string; json: boolean; height?: number; record?: number; tail: number }): number {
+export function ledgerShow(
+  io: Io,
+  options: { db: string; json: boolean; height?: number; record?: number; tail: number },
+): number {
   const store = openExisting(options.db);
   try {
     if (options.record !== undefined) {
@@ -110,7 +113,13 @@ export function ledgerShow(io: Io, options: { db: string; json: boolean; height?
     const recent: { height: number; time: number; count: number; firstSeq: number; hash: string }[] = [];
     for (const block of store.blocks(Math.max(1, counts.blocks - options.tail + 1))) {
       const header = decodeHeader(block.header);
-      recent.push({ height: block.height, time: header.time, count: block.count, firstSeq: block.firstSeq, hash: toHex(block.hash) });
+      recent.push({
+        height: block.height,
+        time: header.time,
+        count: block.count,
+        firstSeq: block.firstSeq,
+        hash: toHex(block.hash),
+      });
     }
     if (options.json) {
       io.out(JSON.stringify({ ...summary, blocks: recent }));
@@ -132,7 +141,8 @@ export function ledgerShow(io: Io, options: { db: string; json: boolean; height?
 }
 
 export async function ledgerExport(io: Io, options: { db: string; format: string; out?: string }): Promise<number> {
-  if (options.format !== 'jsonl') throw new CommandError(`unknown export format ${options.format} (supported: jsonl)`, EXIT.usage);
+  if (options.format !== 'jsonl')
+    throw new CommandError(`unknown export format ${options.format} (supported: jsonl)`, EXIT.usage);
   const store = openExisting(options.db);
   try {
     const out = options.out ?? '/dev/stdout';
@@ -186,7 +196,8 @@ export async function ledgerFill(io: Io, options: FillOptions): Promise<number> 
   const started = performance.now();
   const heightBefore = ledger.sealedHeight;
   try {
-    for (const batch of syntheticReadings(options.readings, clock.now(), options.batch, ledger.lastSeq + 1)) ledger.append(batch);
+    for (const batch of syntheticReadings(options.readings, clock.now(), options.batch, ledger.lastSeq + 1))
+      ledger.append(batch);
     ledger.stop();
   } finally {
     store.close();
@@ -227,7 +238,11 @@ export async function ledgerProve(io: Io, options: { db: string; record: number;
   return EXIT.ok;
 }
 
-export async function ledgerCheckProof(io: Io, file: string, options: { producer?: string; json: boolean }): Promise<number> {
+export async function ledgerCheckProof(
+  io: Io,
+  file: string,
+  options: { producer?: string; json: boolean },
+): Promise<number> {
   let input: unknown;
   try {
     input = JSON.parse(await readFile(resolve(file), 'utf8'));

@@ -43,12 +43,20 @@ export function sharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uin
 }
 
 /** The AES-256 key for one message: HKDF-SHA256(ikm = shared secret, salt = ephemeral key, info = scheme ‖ recipient key). */
-export function deriveMessageKey(shared: Uint8Array, ephemeralPublicKey: Uint8Array, recipientPublicKey: Uint8Array): Uint8Array {
+export function deriveMessageKey(
+  shared: Uint8Array,
+  ephemeralPublicKey: Uint8Array,
+  recipientPublicKey: Uint8Array,
+): Uint8Array {
   const info = concatBytes(utf8(ECIES_SCHEME), recipientPublicKey);
   return new Uint8Array(hkdfSync('sha256', shared, ephemeralPublicKey, info, 32));
 }
 
-export function encryptTo(recipientPublicKey: Uint8Array, plaintext: Uint8Array, options: EncryptOptions): EciesEnvelope {
+export function encryptTo(
+  recipientPublicKey: Uint8Array,
+  plaintext: Uint8Array,
+  options: EncryptOptions,
+): EciesEnvelope {
   const recipientKey = compress(recipientPublicKey, 'recipient public key');
   const sender = parseAddress(options.sender, 'sender address');
   const ephemeralPrivate = options.ephemeralPrivateKey ?? secp256k1.utils.randomSecretKey();

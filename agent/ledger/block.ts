@@ -94,17 +94,21 @@ export function decodeHeader(input: Uint8Array | string | object, where = 'block
   }
   const int = (key: string, min: number): number => {
     const v = value[key];
-    if (!Number.isSafeInteger(v) || (v as number) < min) throw new Error(`${where}: ${key} must be an integer >= ${min}`);
+    if (!Number.isSafeInteger(v) || (v as number) < min)
+      throw new Error(`${where}: ${key} must be an integer >= ${min}`);
     return v as number;
   };
   const hash = (key: string): string => {
     const v = value[key];
-    if (typeof v !== 'string' || !/^0x[0-9a-f]{64}$/.test(v)) throw new Error(`${where}: ${key} must be a 32-byte 0x-hex hash`);
+    if (typeof v !== 'string' || !/^0x[0-9a-f]{64}$/.test(v))
+      throw new Error(`${where}: ${key} must be a 32-byte 0x-hex hash`);
     return v;
   };
   const version = int('version', 1);
   if (version !== BLOCK_VERSION) {
-    throw new Error(`${where}: version ${version} is not supported (this mgmc reads version ${BLOCK_VERSION}): upgrade mgmc-agent`);
+    throw new Error(
+      `${where}: version ${version} is not supported (this mgmc reads version ${BLOCK_VERSION}): upgrade mgmc-agent`,
+    );
   }
   const producer = value.producer;
   if (typeof producer !== 'string' || parseAddress(producer, `${where}: producer`) !== producer) {

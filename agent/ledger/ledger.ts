@@ -10,9 +10,17 @@ import type { Clock, TimerHandle } from '../clock.js';
 import { fromHex, toHex } from '../identity/bytes.js';
 import type { Logger } from '../logger.js';
 import type { LedgerStore, RecordRow } from '../store/ledger-store.js';
-import { BLOCK_VERSION, type SignedBlock, type Signer, ZERO_HASH, decodeHeader, encodeHeader, signHeader } from './block.js';
+import {
+  BLOCK_VERSION,
+  decodeHeader,
+  encodeHeader,
+  type SignedBlock,
+  type Signer,
+  signHeader,
+  ZERO_HASH,
+} from './block.js';
 import { leafHash, merkleRoot } from './merkle.js';
-import { type LedgerRecord, type NewRecord, decodeRecord, encodeRecord, validateBody } from './records.js';
+import { decodeRecord, encodeRecord, type LedgerRecord, type NewRecord, validateBody } from './records.js';
 
 export interface LedgerOptions {
   readonly store: LedgerStore;
@@ -53,7 +61,8 @@ export class Ledger {
       this.height = last.height;
       this.prevHash = toHex(last.hash);
       this.pendingFirstSeq = last.firstSeq + last.count;
-      if (header.count !== last.count) throw new LedgerError(`block ${last.height}: stored count differs from its header`);
+      if (header.count !== last.count)
+        throw new LedgerError(`block ${last.height}: stored count differs from its header`);
     } else {
       this.height = 0;
       this.prevHash = ZERO_HASH;
@@ -104,7 +113,12 @@ export class Ledger {
     for (let i = 0; i < records.length; i++) {
       const input = records[i] as NewRecord;
       validateBody(input.type, input.body, `record ${i} of the batch`);
-      const record: LedgerRecord = { seq: this.nextSeq + i, time: input.time ?? now, type: input.type, body: input.body };
+      const record: LedgerRecord = {
+        seq: this.nextSeq + i,
+        time: input.time ?? now,
+        type: input.type,
+        body: input.body,
+      };
       const body = encodeRecord(record);
       rows[i] = { seq: record.seq, time: record.time, type: record.type, body };
       leaves[i] = leafHash(body);

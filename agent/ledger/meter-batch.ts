@@ -24,7 +24,10 @@ export function checkMeterBatch(body: RecordBody): string | undefined {
   }
   try {
     const meter = parseAddress(body.meter as string, 'meter');
-    const signer = recoverAddress(meterBatchDigest(fromHex(body.payload as string, 'payload')), fromHex(body.sig as string, 'sig', 65));
+    const signer = recoverAddress(
+      meterBatchDigest(fromHex(body.payload as string, 'payload')),
+      fromHex(body.sig as string, 'sig', 65),
+    );
     return signer === meter ? undefined : `meter batch says meter ${meter} but was signed by ${signer}`;
   } catch (err) {
     return `meter batch signature is malformed: ${(err as Error).message}`;

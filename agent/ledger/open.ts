@@ -1,12 +1,15 @@
 /** Opening a ledger database for the commands and the runtime: the store, the schema and, to write, the signer. */
 import type { Clock } from '../clock.js';
 import type { Logger } from '../logger.js';
-import { type Synchronous, openDatabase } from '../store/database.js';
+import { openDatabase, type Synchronous } from '../store/database.js';
 import { LEDGER_MIGRATIONS, LedgerStore } from '../store/ledger-store.js';
 import type { Signer } from './block.js';
 import { Ledger } from './ledger.js';
 
-export function openLedgerStore(path: string, options: { readonly?: boolean; synchronous?: Synchronous; create?: boolean } = {}): LedgerStore {
+export function openLedgerStore(
+  path: string,
+  options: { readonly?: boolean; synchronous?: Synchronous; create?: boolean } = {},
+): LedgerStore {
   return new LedgerStore(openDatabase(path, LEDGER_MIGRATIONS, options));
 }
 

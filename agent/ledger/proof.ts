@@ -7,7 +7,7 @@ import type { LedgerStore } from '../store/ledger-store.js';
 import { type BlockHeader, decodeHeader, headerHash, verifyHeaderSignature } from './block.js';
 import { type CanonicalValue, canonicalBytes } from './canonical.js';
 import { inclusionProof, leafHash, verifyInclusion } from './merkle.js';
-import { type LedgerRecord, decodeRecord, recordFromObject } from './records.js';
+import { decodeRecord, type LedgerRecord, recordFromObject } from './records.js';
 
 export const PROOF_KIND = 'mgmc-record-proof';
 
@@ -65,11 +65,13 @@ export function checkRecordProof(input: unknown, producer?: string): ProofCheck 
       return fail(`the block was produced by ${header.producer}, not by ${producer}`);
     }
     const hash = toHex(headerHash(header));
-    if (proof.block.hash !== undefined && proof.block.hash !== hash) return fail('the header hash does not match the header');
+    if (proof.block.hash !== undefined && proof.block.hash !== hash)
+      return fail('the header hash does not match the header');
     if (!verifyHeaderSignature({ header, hash, signature: proof.block.signature })) {
       return fail(`the block signature is not ${header.producer}'s`);
     }
-    if (proof.treeSize !== header.count) return fail(`tree size ${proof.treeSize} differs from the block's count ${header.count}`);
+    if (proof.treeSize !== header.count)
+      return fail(`tree size ${proof.treeSize} differs from the block's count ${header.count}`);
     const leaf = leafHash(canonicalBytes(record as unknown as CanonicalValue));
     const path = proof.path.map((p) => fromHex(p, 'proof path entry', 32));
     if (!verifyInclusion(leaf, proof.leafIndex, proof.treeSize, path, fromHex(header.root, 'root', 32))) {

@@ -55,7 +55,15 @@ const REQUIRED: Readonly<Record<RecordType, FieldSpec>> = {
   // A building's DER schedule (the MGMC's contract with its DERs); `steps` per DER in W.
   schedule: { building: 'string', start: 'uint', stepMs: 'uint', ders: 'object' },
   // A market order: quantity in Wh, price in micro-units of currency per kWh.
-  order: { id: 'string', anonym: 'string', interval: 'uint', side: 'string', qtyWh: 'uint', price: 'uint', round: 'uint' },
+  order: {
+    id: 'string',
+    anonym: 'string',
+    interval: 'uint',
+    side: 'string',
+    qtyWh: 'uint',
+    price: 'uint',
+    round: 'uint',
+  },
   trade: { id: 'string', interval: 'uint', seller: 'string', buyer: 'string', qtyWh: 'uint', price: 'uint' },
   // A settlement: amounts in micro-units of currency; `evidence` lists the record seqs of the meter readings behind it.
   settlement: { id: 'string', trade: 'string', interval: 'uint', deliveredWh: 'int', amount: 'int', evidence: 'array' },

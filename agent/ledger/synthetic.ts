@@ -13,7 +13,12 @@ interface PointSpec {
 
 const DAY_S = 86_400;
 const POINTS: readonly PointSpec[] = [
-  { device: 'pv1', point: 'W', unit: 'W', value: (s, n) => Math.max(0, Math.round(8000 * Math.sin((Math.PI * ((s % DAY_S) - 21_600)) / 43_200) + n * 50)) },
+  {
+    device: 'pv1',
+    point: 'W',
+    unit: 'W',
+    value: (s, n) => Math.max(0, Math.round(8000 * Math.sin((Math.PI * ((s % DAY_S) - 21_600)) / 43_200) + n * 50)),
+  },
   { device: 'pv1', point: 'WH', unit: 'Wh', value: (s) => Math.floor(s * 2.2) },
   { device: 'bat1', point: 'W', unit: 'W', value: (s, n) => Math.round(3000 * Math.sin(s / 3600) + n * 20) },
   { device: 'bat1', point: 'SoC', unit: 'permille', value: (s) => 500 + Math.round(300 * Math.sin(s / 7200)) },
@@ -39,7 +44,12 @@ function prng(seed: number): () => number {
  * Yields batches of readings (one poll cycle of every point per second of simulated time, `batchSize` records per
  * batch) until `count` readings were produced. `startMs` is the measurement time of the first cycle.
  */
-export function* syntheticReadings(count: number, startMs: number, batchSize = 500, seed = 1): IterableIterator<NewRecord[]> {
+export function* syntheticReadings(
+  count: number,
+  startMs: number,
+  batchSize = 500,
+  seed = 1,
+): IterableIterator<NewRecord[]> {
   const random = prng(seed);
   let produced = 0;
   let batch: NewRecord[] = [];
@@ -48,7 +58,10 @@ export function* syntheticReadings(count: number, startMs: number, batchSize = 5
     const second = Math.floor(t / 1000);
     for (const p of POINTS) {
       if (produced >= count) break;
-      batch.push({ type: 'reading', body: { device: p.device, point: p.point, t, value: p.value(second, random() - 0.5), unit: p.unit } });
+      batch.push({
+        type: 'reading',
+        body: { device: p.device, point: p.point, t, value: p.value(second, random() - 0.5), unit: p.unit },
+      });
       produced++;
       if (batch.length >= batchSize) {
         yield batch;

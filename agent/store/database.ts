@@ -31,7 +31,11 @@ export class StoreError extends Error {
 }
 
 /** Opens the database and brings its schema to the newest version in `migrations` (never downgrades). */
-export function openDatabase(path: string, migrations: readonly Migration[], options: OpenOptions = {}): SqliteDatabase {
+export function openDatabase(
+  path: string,
+  migrations: readonly Migration[],
+  options: OpenOptions = {},
+): SqliteDatabase {
   const readonly = options.readonly ?? false;
   if (!readonly && options.create !== false) mkdirSync(dirname(path), { recursive: true });
   let db: SqliteDatabase;

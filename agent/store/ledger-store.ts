@@ -89,7 +89,9 @@ export class LedgerStore {
     this.blockAtStmt = db.prepare('SELECT * FROM blocks WHERE height = ?');
     this.blockForSeqStmt = db.prepare('SELECT * FROM blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1');
     this.getMetaStmt = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
-    this.setMetaStmt = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    this.setMetaStmt = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
     this.insertMany = db.transaction((rows: readonly RecordRow[]) => {
       for (const r of rows) this.insertRecord.run(r.seq, r.time, r.type, r.body);
     });

@@ -1,0 +1,134 @@
+/**
+ * Reads a config file (never writes it), checks it against a schema and reports every problem at once. The steps:
+ * YAML with positions → schema check with defaults → secrets and paths resolved → issues sorted by line.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { isMap, isScalar, isSeq } from 'yaml';
+import { explainSchemaErrors } from './explain.js';
+import { ConfigError, type ConfigIssue, sortIssues } from './issues.js';
+import { resolveMarkedValues } from './resolve.js';
+import { type AgentConfig, agentConfigSchema } from './schema.js';
+import type { SchemaNode } from './schema-walk.js';
+import { describeFsError } from './secret.js';
+import { parseYaml, positionOf, type YamlSource } from './yaml-source.js';
+
+export interface LoadOptions {
+  /** Where `env:NAME` secrets are looked up; process.env unless given (tests pass their own). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface CheckResult<T> {
+  readonly ok: boolean;
+  readonly issues: ConfigIssue[];
+  /** Present when ok. */
+  readonly config?: T;
+}
+
+export interface ConfigLoader<T> {
+  check(path: string, options?: LoadOptions): Promise<CheckResult<T>>;
+  /** Throws ConfigError (exitCode 78) listing every problem. */
+  load(path: string, options?: LoadOptions): Promise<T>;
+}
+
+/**
+ * A loader for any schema built with the schema kit; the agent uses agentConfigSchema, tests of the machinery use
+ * small schemas of their own. The Ajv validator is compiled on first use and kept by this loader only.
+ */
+export function createConfigLoader<S extends TSchema>(schema: S): ConfigLoader<Static<S>> {
+  let validate: ValidateFunction | undefined;
+  const compiled = (): ValidateFunction => {
+    // verbose: errors carry the offending value, which the hints quote ("got 'fulll'").
+    validate ??= new Ajv({ allErrors: true, useDefaults: true, strict: true, verbose: true }).compile(schema);
+    return validate;
+  };
+
+  const check = async (path: string, options: LoadOptions = {}): Promise<CheckResult<Static<S>>> => {
+    const env = options.env ?? process.env;
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      const issue: ConfigIssue = {
+        file: path,
+        line: 0,
+        column: 0,
+        path: '(file)',
+        expected: 'a readable config file',
+        hint: `cannot read ${resolve(path)}: ${describeFsError(error)}`,
+      };
+      return { ok: false, issues: [issue] };
+    }
+
+    const { source, issues: yamlIssues } = parseYaml(path, text);
+    // After a syntax error the tree is a guess; schema errors on it would send the technician after ghosts.
+    if (yamlIssues.length > 0) return { ok: false, issues: sortIssues(yamlIssues) };
+
+    const rootIssue = checkRoot(source);
+    if (rootIssue !== undefined) return { ok: false, issues: [rootIssue] };
+
+    let data: unknown;
+    try {
+      data = source.document.toJS({ maxAliasCount: 100 });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const issue: ConfigIssue = {
+        file: path,
+        line: 1,
+        column: 1,
+        path: '(yaml)',
+        expected: 'valid YAML',
+        hint: message,
+      };
+      return { ok: false, issues: [issue] };
+    }
+
+    const validator = compiled();
+    validator(data);
+    const explained = explainSchemaErrors(source, schema as unknown as SchemaNode, data, validator.errors ?? []);
+    const resolveIssues = await resolveMarkedValues(schema as unknown as SchemaNode, data, {
+      source,
+      baseDir: dirname(resolve(path)),
+      env,
+      rejected: new Set(explained.map((entry) => entry.pointer)),
+    });
+    const issues = sortIssues([...explained.map((entry) => entry.issue), ...resolveIssues]);
+    if (issues.length > 0) return { ok: false, issues };
+    return { ok: true, issues: [], config: data as Static<S> };
+  };
+
+  const load = async (path: string, options: LoadOptions = {}): Promise<Static<S>> => {
+    const result = await check(path, options);
+    if (!result.ok || result.config === undefined) throw new ConfigError(path, result.issues);
+    return result.config;
+  };
+
+  return { check, load };
+}
+
+function checkRoot(source: YamlSource): ConfigIssue | undefined {
+  const root = source.document.contents;
+  const base = { file: source.file, path: '(root)', expected: 'a mapping of settings (key: value lines)' };
+  // A file of only comments, or only `~`, has no settings at all.
+  if (root === null || (isScalar(root) && root.value === null)) {
+    return { ...base, line: 1, column: 1, hint: 'the file is empty; start from examples/mgmc.yaml' };
+  }
+  if (isMap(root)) return undefined;
+  const { line, column } = positionOf(source, [], 'value');
+  return { ...base, line, column, hint: isSeq(root) ? 'got a list' : 'got a single value' };
+}
+
+/** Loads the agent's config; throws ConfigError (exitCode 78) listing every problem in the file. */
+export async function loadConfig(path: string, options: LoadOptions = {}): Promise<AgentConfig> {
+  return createConfigLoader(agentConfigSchema).load(path, options);
+}
+
+/** Checks the agent's config without throwing, for `mgmc config check` and editors' save hooks. */
+export async function checkConfigFile(
+  path: string,
+  options: LoadOptions = {},
+): Promise<{ ok: boolean; issues: ConfigIssue[]; config?: AgentConfig }> {
+  return createConfigLoader(agentConfigSchema).check(path, options);
+}
