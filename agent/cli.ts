@@ -102,8 +102,9 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .description(
       'append N synthetic device readings, sealed and signed as the poller would (trials, demos, benchmarks)',
     )
-    .requiredOption('--db <file>', 'ledger database (created when missing)')
-    .requiredOption('--key <file>', 'keystore of the producing MGMC (passphrase from MGMC_KEY_PASSPHRASE or asked)')
+    .option('--db <file>', 'ledger database (created when missing)')
+    .option('--key <file>', 'keystore of the producing MGMC (passphrase from MGMC_KEY_PASSPHRASE or asked)')
+    .option('--config <file>', 'take the database, key, chain id and sealing settings from a site config instead')
     .requiredOption('--readings <n>', 'number of readings', int('--readings', 1))
     .option('--chain-id <n>', 'chain id', int('--chain-id', 0), 1337)
     .option('--seal-every-records <n>', 'records per block', int('--seal-every-records', 1), 1000)
@@ -113,8 +114,9 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .action(
       run(
         (o: {
-          db: string;
-          key: string;
+          db?: string;
+          key?: string;
+          config?: string;
           readings: number;
           chainId: number;
           sealEveryRecords: number;

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { systemClock } from '../clock.js';
+import { loadConfig } from '../config/index.js';
 import { toHex } from '../identity/bytes.js';
 import { readKeystoreFile } from '../identity/keystore.js';
 import { decodeHeader, signerFromPrivateKey } from '../ledger/block.js';
@@ -155,8 +156,10 @@ export async function ledgerExport(io: Io, options: { db: string; format: string
 }
 
 export interface FillOptions {
-  db: string;
-  key: string;
+  db?: string;
+  key?: string;
+  /** A site config: its store, identity, chain id and sealing settings replace the flags. */
+  config?: string;
   readings: number;
   chainId: number;
   sealEveryRecords: number;
@@ -165,14 +168,55 @@ export interface FillOptions {
   json: boolean;
 }
 
+interface FillTarget {
+  db: string;
+  key: string;
+  passphrase: () => Promise<string>;
+  chainId: number;
+  sealEveryRecords: number;
+  sealEverySeconds: number;
+  synchronous: 'full' | 'normal';
+}
+
+async function fillTarget(io: Io, options: FillOptions): Promise<FillTarget> {
+  if (options.config !== undefined) {
+    if (options.db !== undefined || options.key !== undefined) {
+      throw new CommandError('give either --config or --db and --key, not both', EXIT.usage);
+    }
+    const config = await loadConfig(resolve(options.config), { env: io.env });
+    return {
+      db: config.store.path,
+      key: config.identity.keystore,
+      passphrase: async () => config.identity.passphrase.reveal(),
+      chainId: config.chainId,
+      sealEveryRecords: config.ledger.sealEveryRecords,
+      sealEverySeconds: config.ledger.sealEverySeconds,
+      synchronous: config.store.synchronous,
+    };
+  }
+  if (options.db === undefined || options.key === undefined) {
+    throw new CommandError('give --db FILE and --key FILE, or --config FILE', EXIT.usage);
+  }
+  return {
+    db: resolve(options.db),
+    key: resolve(options.key),
+    passphrase: () => getPassphrase(io, 'unlock'),
+    chainId: options.chainId,
+    sealEveryRecords: options.sealEveryRecords,
+    sealEverySeconds: 10,
+    synchronous: options.synchronous,
+  };
+}
+
 /** Writes synthetic readings through the same Ledger the agent uses: validated, committed in batches, sealed, signed. */
 export async function ledgerFill(io: Io, options: FillOptions): Promise<number> {
   if (!Number.isSafeInteger(options.readings) || options.readings < 1) {
     throw new CommandError('--readings must be a positive integer', EXIT.usage);
   }
+  const target = await fillTarget(io, options);
   let key: Awaited<ReturnType<typeof readKeystoreFile>>;
   try {
-    key = await readKeystoreFile(resolve(options.key), await getPassphrase(io, 'unlock'));
+    key = await readKeystoreFile(target.key, await target.passphrase());
   } catch (err) {
     throw keystoreToCommandError(err);
   }
@@ -181,13 +225,13 @@ export async function ledgerFill(io: Io, options: FillOptions): Promise<number> 
   let opened: ReturnType<typeof openWritableLedger>;
   try {
     opened = openWritableLedger({
-      path: resolve(options.db),
+      path: target.db,
       signer: signerFromPrivateKey(key.privateKey, key.address),
       clock,
-      chainId: options.chainId,
-      sealEveryRecords: options.sealEveryRecords,
-      sealEverySeconds: 10,
-      synchronous: options.synchronous,
+      chainId: target.chainId,
+      sealEveryRecords: target.sealEveryRecords,
+      sealEverySeconds: target.sealEverySeconds,
+      synchronous: target.synchronous,
     });
   } catch (err) {
     throw new CommandError((err as Error).message, EXIT.dataError);
@@ -204,7 +248,7 @@ export async function ledgerFill(io: Io, options: FillOptions): Promise<number> 
   }
   const seconds = (performance.now() - started) / 1000;
   const result = {
-    db: resolve(options.db),
+    db: target.db,
     producer: key.address,
     readings: options.readings,
     blocks: ledger.sealedHeight - heightBefore,
