@@ -33,7 +33,8 @@ export function keyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
 
 /** Address of a compressed (33-byte) or uncompressed (65-byte) public key. */
 export function addressFromPublicKey(publicKey: Uint8Array): Address {
-  const uncompressed = publicKey.length === 65 ? publicKey : secp256k1.Point.fromBytes(publicKey).toBytes(false);
+  // fromBytes checks that the bytes are a point on the curve, in either form: 65 junk bytes have no address.
+  const uncompressed = secp256k1.Point.fromBytes(publicKey).toBytes(false);
   const digest = keccak_256(uncompressed.subarray(1));
   return toChecksumAddress(toHex(digest.subarray(12)));
 }

@@ -45,6 +45,8 @@ export function signDigest(digest: Uint8Array, privateKey: Uint8Array): Uint8Arr
 
 /** Address of the key that made `signature` over `digest`, or a thrown Error saying why it is malformed. */
 export function recoverAddress(digest: Uint8Array, signature: Uint8Array): Address {
+  // noble would silently truncate a longer input to 32 bytes, making a signature over d also "valid" for d ‖ junk.
+  checkDigest(digest);
   const parsed = parseSignature(signature);
   const rec = new Uint8Array(65);
   rec[0] = parsed.recovery;
