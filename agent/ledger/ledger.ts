@@ -127,7 +127,13 @@ export class Ledger {
     const firstSeq = this.nextSeq;
     this.nextSeq += records.length;
     for (const leaf of leaves) this.pending.push(leaf);
-    while (this.pending.length >= this.options.sealEveryRecords) this.sealSome(this.options.sealEveryRecords);
+    try {
+      while (this.pending.length >= this.options.sealEveryRecords) this.sealSome(this.options.sealEveryRecords);
+    } catch (err) {
+      // The records are committed: throwing now would make a caller retry and store them twice. They stay pending
+      // and the next append or timer tick seals them.
+      this.options.logger?.error({ err }, 'sealing a block failed; the records are stored and will be sealed later');
+    }
     return { firstSeq, lastSeq: this.nextSeq - 1 };
   }
 
@@ -194,8 +200,7 @@ function checkChainIdentity(store: LedgerStore, chainId: number, producer: strin
   const storedChain = store.getMeta('chainId');
   const storedProducer = store.getMeta('producer');
   if (storedChain === undefined && storedProducer === undefined) {
-    store.setMeta('chainId', String(chainId));
-    store.setMeta('producer', producer);
+    store.setMeta({ chainId: String(chainId), producer });
     return;
   }
   if (storedChain !== String(chainId)) {

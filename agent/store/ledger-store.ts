@@ -144,8 +144,13 @@ export class LedgerStore {
     return (this.getMetaStmt.get(key) as string | undefined) ?? undefined;
   }
 
-  setMeta(key: string, value: string): void {
-    this.setMetaStmt.run(key, value);
+  /** Sets meta keys in one transaction, so that a crash leaves all of them or none. */
+  setMeta(entries: Readonly<Record<string, string>>): void {
+    this.db
+      .transaction(() => {
+        for (const [key, value] of Object.entries(entries)) this.setMetaStmt.run(key, value);
+      })
+      .immediate();
   }
 
   counts(): { records: number; blocks: number; sealedRecords: number } {
