@@ -190,6 +190,11 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `mgmc ledger export --db x | head`: the reader leaving early is not an error of ours.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+    throw err;
+  });
   main(process.argv).then((code) => {
     process.exitCode = code;
   });

@@ -15,6 +15,13 @@ export async function keygen(
   try {
     await writeKeystoreFile(path, pair.privateKey, passphrase, { kdf: options.kdf, overwrite: options.force });
   } catch (err) {
+    if (err instanceof KeystoreError && err.code === 'EXISTS') {
+      throw new CommandError(
+        `keystore ${path} already exists; refusing to overwrite it because it may hold the only copy of a key: ` +
+          'move it aside or choose another path (or pass --force to replace it deliberately)',
+        EXIT.cantCreate,
+      );
+    }
     throw keystoreToCommandError(err);
   }
   if (options.json) io.out(JSON.stringify({ address: pair.address, keystore: path }));

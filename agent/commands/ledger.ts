@@ -146,9 +146,10 @@ export async function ledgerExport(io: Io, options: { db: string; format: string
     throw new CommandError(`unknown export format ${options.format} (supported: jsonl)`, EXIT.usage);
   const store = openExisting(options.db);
   try {
-    const out = options.out ?? '/dev/stdout';
-    const counts = await exportJsonl(store, out);
-    if (options.out) io.err(`exported ${counts.blocks} block(s) and ${counts.records} record(s) to ${resolve(out)}`);
+    const counts = await exportJsonl(store, options.out ?? process.stdout);
+    if (options.out) {
+      io.err(`exported ${counts.blocks} block(s) and ${counts.records} record(s) to ${resolve(options.out)}`);
+    }
     return EXIT.ok;
   } finally {
     store.close();

@@ -40,7 +40,12 @@ export function canonicalBytes(value: CanonicalValue): Uint8Array {
  * escapes written differently): two encodings of one object must never both verify.
  */
 export function parseCanonical(bytes: Uint8Array | string, what = 'canonical object'): CanonicalValue {
-  const text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  let text: string;
+  try {
+    text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new CanonicalError(`${what} is not valid UTF-8`, '');
+  }
   let value: CanonicalValue;
   try {
     value = JSON.parse(text) as CanonicalValue;

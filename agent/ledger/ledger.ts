@@ -19,8 +19,9 @@ import {
   signHeader,
   ZERO_HASH,
 } from './block.js';
+import { CanonicalError } from './canonical.js';
 import { leafHash, merkleRoot } from './merkle.js';
-import { decodeRecord, encodeRecord, type LedgerRecord, type NewRecord, validateBody } from './records.js';
+import { decodeRecord, encodeRecord, type LedgerRecord, type NewRecord, RecordError, validateBody } from './records.js';
 
 export interface LedgerOptions {
   readonly store: LedgerStore;
@@ -113,13 +114,24 @@ export class Ledger {
     for (let i = 0; i < records.length; i++) {
       const input = records[i] as NewRecord;
       validateBody(input.type, input.body, `record ${i} of the batch`);
+      if (input.time !== undefined && !(Number.isSafeInteger(input.time) && input.time >= 0)) {
+        throw new RecordError(
+          `record ${i} of the batch: time must be ms since the Unix epoch (an integer >= 0), got ${input.time}`,
+        );
+      }
       const record: LedgerRecord = {
         seq: this.nextSeq + i,
         time: input.time ?? now,
         type: input.type,
         body: input.body,
       };
-      const body = encodeRecord(record);
+      let body: Uint8Array;
+      try {
+        body = encodeRecord(record);
+      } catch (err) {
+        if (err instanceof CanonicalError) throw new RecordError(`record ${i} of the batch: ${err.message}`);
+        throw err;
+      }
       rows[i] = { seq: record.seq, time: record.time, type: record.type, body };
       leaves[i] = leafHash(body);
     }

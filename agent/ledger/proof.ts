@@ -59,6 +59,8 @@ export function checkRecordProof(input: unknown, producer?: string): ProofCheck 
   try {
     const proof = input as RecordProof;
     if (proof?.kind !== PROOF_KIND || proof.version !== 1) return fail('not an mgmc record proof (version 1)');
+    if (typeof proof.block !== 'object' || proof.block === null) return fail('the proof has no block');
+    if (!Array.isArray(proof.path)) return fail('the proof has no inclusion path');
     const header = decodeHeader(proof.block.header, 'proof block header');
     const record = recordFromObject(proof.record, 'proof record');
     if (producer !== undefined && header.producer.toLowerCase() !== producer.toLowerCase()) {

@@ -39,8 +39,13 @@ export function storeSource(store: LedgerStore): ChainSource {
 }
 
 /** Writes the whole chain as JSONL: a header line, then each block followed by its records, then unsealed records. */
-export async function exportJsonl(store: LedgerStore, path: string): Promise<{ blocks: number; records: number }> {
-  const out = createWriteStream(path, { encoding: 'utf8' });
+export async function exportJsonl(
+  store: LedgerStore,
+  target: string | NodeJS.WritableStream,
+): Promise<{ blocks: number; records: number }> {
+  // A path is opened here; a stream (process.stdout) is written to and left open. Opening '/dev/stdout' instead fails
+  // with ENXIO when stdout is a socket (a child of Node or systemd).
+  const out = typeof target === 'string' ? createWriteStream(target, { encoding: 'utf8' }) : target;
   const write = async (line: string): Promise<void> => {
     if (!out.write(`${line}\n`)) await once(out, 'drain');
   };
@@ -78,8 +83,10 @@ export async function exportJsonl(store: LedgerStore, path: string): Promise<{ b
     await write(`{"kind":"record","record":${Buffer.from(row.body).toString('utf8')}}`);
     records++;
   }
-  out.end();
-  await once(out, 'finish');
+  if (typeof target === 'string') {
+    out.end();
+    await once(out, 'finish');
+  }
   return { blocks: counts.blocks, records };
 }
 
@@ -106,6 +113,8 @@ export function jsonlSource(path: string): ChainSource & { readonly meta: Record
   }
   let peeked: { value: Record<string, unknown>; number: number } | undefined;
   let position = 0;
+  /** Record lines skipped since the last block line: after the last block, these are the unsealed records. */
+  let unclaimed = 0;
   const peek = () => {
     if (peeked) return peeked;
     for (;;) {
@@ -127,10 +136,12 @@ export function jsonlSource(path: string): ChainSource & { readonly meta: Record
       for (;;) {
         let item = peek();
         // Record lines the previous block did not claim belong to no block: skip them here; the running seq count
-        // then disagrees with the next block, which is reported there.
+        // then disagrees with the next block, which is reported there. After the last block they are unsealed.
+        unclaimed = 0;
         while (item && item.value.kind === 'record') {
           take();
           position++;
+          unclaimed++;
           item = peek();
         }
         if (item === undefined) return;
@@ -156,7 +167,8 @@ export function jsonlSource(path: string): ChainSource & { readonly meta: Record
       }
     },
     countAfter(): number {
-      let n = 0;
+      let n = unclaimed;
+      unclaimed = 0;
       for (let item = take(); item; item = take()) if (item.value.kind === 'record') n++;
       return n;
     },

@@ -28,8 +28,8 @@ const POINTS: readonly PointSpec[] = [
   { device: 'meter1', point: 'TotWhImp', unit: 'Wh', value: (s) => 1_000_000 + Math.floor(s * 0.8) },
 ];
 
-/** A small fast PRNG (mulberry32): reproducible noise, not for anything secret. */
-function prng(seed: number): () => number {
+/** A small fast PRNG (mulberry32): reproducible noise and test schedules, not for anything secret. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -50,7 +50,7 @@ export function* syntheticReadings(
   batchSize = 500,
   seed = 1,
 ): IterableIterator<NewRecord[]> {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   let produced = 0;
   let batch: NewRecord[] = [];
   for (let cycle = 0; produced < count; cycle++) {

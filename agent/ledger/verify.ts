@@ -207,7 +207,10 @@ function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number
     rows.push(row);
   }
   if (rows.length !== header.count) {
-    const missing = firstSeq + rows.length;
+    // An export files records by position, so a dropped line shifts the rest up: the first record that carries a
+    // later seq than its place names the one that is gone.
+    const shifted = rows.find((row) => (seqInside(row) ?? 0) > row.seq);
+    const missing = shifted ? shifted.seq : firstSeq + rows.length;
     throw new Bad(
       'missing-record',
       `block has ${header.count} records, found ${rows.length}: record ${missing} is missing`,
@@ -218,6 +221,17 @@ function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number
   // and the per-record checks below only look for what a producer could have got wrong.
   const leaves = rows.map((row) => leafHash(typeof row.bytes === 'string' ? utf8(row.bytes) : row.bytes));
   if (!equalBytes(merkleRoot(leaves), fromHex(header.root))) {
+    const moved = rows.find((row) => {
+      const inside = seqInside(row);
+      return inside !== undefined && inside !== row.seq;
+    });
+    if (moved) {
+      throw new Bad(
+        'reordered-record',
+        `record ${moved.seq} holds record ${seqInside(moved)}: records were reordered or moved`,
+        moved.seq,
+      );
+    }
     throw new Bad(
       'changed-record',
       `${firstRecordProblem(rows)}the records do not match the signed Merkle root: a record was changed`,
@@ -264,6 +278,16 @@ function firstRecordProblem(rows: readonly SourceRecord[]): string {
     }
   }
   return '';
+}
+
+/** The seq a record's own bytes claim, when they parse far enough to say. */
+function seqInside(row: SourceRecord): number | undefined {
+  try {
+    const seq = (JSON.parse(typeof row.bytes === 'string' ? row.bytes : textOf(row.bytes)) as { seq?: unknown }).seq;
+    return Number.isSafeInteger(seq) ? (seq as number) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const decoder = new TextDecoder();

@@ -19,6 +19,7 @@ import { keyPairFromPrivateKey } from '../../agent/identity/keys.js';
 import { signerFromPrivateKey } from '../../agent/ledger/block.js';
 import { openLedgerStore, openWritableLedger } from '../../agent/ledger/open.js';
 import { storeSource } from '../../agent/ledger/sources.js';
+import { seededRandom } from '../../agent/ledger/synthetic.js';
 import { type VerifyReport, verifyChain } from '../../agent/ledger/verify.js';
 
 const DIST_OPEN = fileURLToPath(new URL('../../dist/agent/ledger/open.js', import.meta.url));
@@ -36,18 +37,6 @@ const ROUND_BUDGET_MS = 60_000;
 const MAX_KILL_DELAY_MS = 150;
 const LARGE_MIN_ROUNDS = 6;
 const LARGE_MAX_ROUNDS = 10;
-
-/** mulberry32: reproducible kill points from SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Batch {
   readonly firstSeq: number;
@@ -270,7 +259,7 @@ describe('ledger power-cut (SIGKILL) recovery', () => {
   it(`keeps every acknowledged record and a verifying chain across ${MIN_ROUNDS}+ kills (seed ${SEED})`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mgmc-crash-'));
     const db = join(dir, 'ledger.db');
-    const random = prng(SEED);
+    const random = seededRandom(SEED);
     const started = performance.now();
     let previous: StoreState | undefined;
     let rounds = 0;
@@ -328,7 +317,7 @@ describe('ledger power-cut (SIGKILL) recovery', () => {
   it(`keeps a 20,000-record batch all-or-nothing when killed inside its transaction (seed ${SEED})`, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mgmc-crash-big-'));
     const db = join(dir, 'ledger.db');
-    const random = prng(SEED ^ 0x5bd1e995);
+    const random = seededRandom(SEED ^ 0x5bd1e995);
     const outcomes = { none: 0, all: 0, insideTransaction: 0 };
     let previousLastSeq = 0;
     let rounds = 0;
