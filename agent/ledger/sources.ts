@@ -30,11 +30,7 @@ export function storeSource(store: LedgerStore): ChainSource {
     },
     // A block's records are fetched in one query: per-row iteration costs more than the rows themselves.
     records: (first, end) => store.recordRange(first, end - first).map((row) => ({ seq: row.seq, bytes: row.body })),
-    countAfter: (afterSeq) => {
-      let n = 0;
-      for (const _ of store.records(afterSeq + 1)) n++;
-      return n;
-    },
+    countAfter: (afterSeq) => store.countRecordsFrom(afterSeq + 1),
   };
 }
 
@@ -74,13 +70,13 @@ export async function exportJsonl(
       }),
     );
     for (const row of store.records(block.firstSeq, block.firstSeq + block.count)) {
-      await write(`{"kind":"record","record":${Buffer.from(row.body).toString('utf8')}}`);
+      await write(recordLine(row.body));
       records++;
     }
     next = block.firstSeq + block.count;
   }
   for (const row of store.records(next)) {
-    await write(`{"kind":"record","record":${Buffer.from(row.body).toString('utf8')}}`);
+    await write(recordLine(row.body));
     records++;
   }
   if (typeof target === 'string') {
@@ -88,6 +84,11 @@ export async function exportJsonl(
     await once(out, 'finish');
   }
   return { blocks: counts.blocks, records };
+}
+
+/** The stored bytes are already canonical: they go into the line verbatim, never re-encoded. */
+function recordLine(body: Uint8Array): string {
+  return `{"kind":"record","record":${Buffer.from(body).toString('utf8')}}`;
 }
 
 export class ExportFormatError extends Error {

@@ -69,6 +69,7 @@ export class LedgerStore {
   private readonly insertBlockStmt;
   private readonly lastBlockStmt;
   private readonly lastSeqStmt;
+  private readonly countFromStmt;
   private readonly rangeStmt;
   private readonly blocksStmt;
   private readonly blockAtStmt;
@@ -84,6 +85,7 @@ export class LedgerStore {
     );
     this.lastBlockStmt = db.prepare('SELECT * FROM blocks ORDER BY height DESC LIMIT 1');
     this.lastSeqStmt = db.prepare('SELECT max(seq) AS seq FROM records').pluck();
+    this.countFromStmt = db.prepare('SELECT count(*) FROM records WHERE seq >= ?').pluck();
     this.rangeStmt = db.prepare('SELECT seq, time, type, body FROM records WHERE seq >= ? AND seq < ? ORDER BY seq');
     this.blocksStmt = db.prepare('SELECT * FROM blocks WHERE height >= ? ORDER BY height');
     this.blockAtStmt = db.prepare('SELECT * FROM blocks WHERE height = ?');
@@ -118,6 +120,11 @@ export class LedgerStore {
   /** Records with first <= seq < end, in seq order (an iterator: memory stays flat for any range). */
   *records(first: number, end: number = Number.MAX_SAFE_INTEGER): IterableIterator<RecordRow> {
     for (const row of this.rangeStmt.iterate(first, end) as IterableIterator<RecordRow>) yield row;
+  }
+
+  /** Number of records with seq >= first (counted by the index, without reading their bodies). */
+  countRecordsFrom(first: number): number {
+    return this.countFromStmt.get(first) as number;
   }
 
   recordRange(first: number, count: number): RecordRow[] {
