@@ -14,6 +14,8 @@ export interface PlacedPoint {
   readonly address: number;
   /** Absolute address of its scale-factor register, when the point has `sf`. */
   readonly sfAddress?: number;
+  /** The scale-factor point itself, so its register decodes with its own byte order and sentinel. */
+  readonly sfPoint?: PointDef;
 }
 
 /** One request of a read plan: `count` registers from `start`, holding the listed points. */

@@ -70,9 +70,10 @@ export interface PointDef {
   /**
    * Raw values that mean "not implemented" and decode to null, never to a number. Defaults: in SunSpec profiles the
    * SunSpec sentinels of the type (0xFFFF u16, 0x8000 s16/sunssf, 0xFFFFFFFF u32, 0x80000000 s32, 0 acc, NaN f32,
-   * all-zero string); in other profiles none (NaN floats always decode to null).
+   * all-zero string); in other profiles none (NaN floats always decode to null). For 64-bit types an entry may be a
+   * bigint (0xFFFFFFFFFFFFFFFF is not a JS number); for strings only 0 is meaningful: every register zero.
    */
-  readonly notImplemented: readonly number[];
+  readonly notImplemented: readonly (number | bigint)[];
   /** 'rw' points can be written, only within `range`. */
   readonly access: 'r' | 'rw';
   readonly range?: WriteRange;
