@@ -7,13 +7,14 @@ import { dirname, resolve } from 'node:path';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq } from 'yaml';
+import { checkDevices } from './devices-check.js';
 import { explainSchemaErrors } from './explain.js';
 import { ConfigError, type ConfigIssue, sortIssues } from './issues.js';
 import { resolveMarkedValues } from './resolve.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 import type { SchemaNode } from './schema-walk.js';
 import { describeFsError } from './secret.js';
-import { parseYaml, positionOf, type YamlSource } from './yaml-source.js';
+import { formatPath, type PathSegment, parseYaml, positionOf, type YamlSource } from './yaml-source.js';
 
 export interface LoadOptions {
   /** Where `env:NAME` secrets are looked up; process.env unless given (tests pass their own). */
@@ -27,6 +28,15 @@ export interface CheckResult<T> {
   readonly config?: T;
 }
 
+/**
+ * Checks that need the whole config (cross-references, uniqueness). `report` takes the key path of the offending
+ * value; the loader turns it into file:line:column like the schema's own problems.
+ */
+export type CrossCheck<T> = (
+  config: T,
+  report: (path: readonly PathSegment[], expected: string, hint?: string) => void,
+) => void;
+
 export interface ConfigLoader<T> {
   check(path: string, options?: LoadOptions): Promise<CheckResult<T>>;
   /** Throws ConfigError (exitCode 78) listing every problem. */
@@ -37,7 +47,10 @@ export interface ConfigLoader<T> {
  * A loader for any schema built with the schema kit; the agent uses agentConfigSchema, tests of the machinery use
  * small schemas of their own. The Ajv validator is compiled on first use and kept by this loader only.
  */
-export function createConfigLoader<S extends TSchema>(schema: S): ConfigLoader<Static<S>> {
+export function createConfigLoader<S extends TSchema>(
+  schema: S,
+  crossChecks: readonly CrossCheck<Static<S>>[] = [],
+): ConfigLoader<Static<S>> {
   let validate: ValidateFunction | undefined;
   const compiled = (): ValidateFunction => {
     // verbose: errors carry the offending value, which the hints quote ("got 'fulll'").
@@ -96,6 +109,16 @@ export function createConfigLoader<S extends TSchema>(schema: S): ConfigLoader<S
     });
     const issues = sortIssues([...explained.map((entry) => entry.issue), ...resolveIssues]);
     if (issues.length > 0) return { ok: false, issues };
+    // Only on a config that passed the schema: cross-checks may then rely on every type being right.
+    const crossIssues: ConfigIssue[] = [];
+    for (const crossCheck of crossChecks) {
+      crossCheck(data as Static<S>, (at, expected, hint) => {
+        const { line, column } = positionOf(source, at, 'value');
+        const issue: ConfigIssue = { file: path, line, column, path: formatPath(at), expected };
+        crossIssues.push(hint === undefined ? issue : { ...issue, hint });
+      });
+    }
+    if (crossIssues.length > 0) return { ok: false, issues: sortIssues(crossIssues) };
     return { ok: true, issues: [], config: data as Static<S> };
   };
 
@@ -107,6 +130,8 @@ export function createConfigLoader<S extends TSchema>(schema: S): ConfigLoader<S
 
   return { check, load };
 }
+
+const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices];
 
 function checkRoot(source: YamlSource): ConfigIssue | undefined {
   const root = source.document.contents;
@@ -122,7 +147,7 @@ function checkRoot(source: YamlSource): ConfigIssue | undefined {
 
 /** Loads the agent's config; throws ConfigError (exitCode 78) listing every problem in the file. */
 export async function loadConfig(path: string, options: LoadOptions = {}): Promise<AgentConfig> {
-  return createConfigLoader(agentConfigSchema).load(path, options);
+  return createConfigLoader(agentConfigSchema, AGENT_CROSS_CHECKS).load(path, options);
 }
 
 /** Checks the agent's config without throwing, for `mgmc config check` and editors' save hooks. */
@@ -130,5 +155,5 @@ export async function checkConfigFile(
   path: string,
   options: LoadOptions = {},
 ): Promise<{ ok: boolean; issues: ConfigIssue[]; config?: AgentConfig }> {
-  return createConfigLoader(agentConfigSchema).check(path, options);
+  return createConfigLoader(agentConfigSchema, AGENT_CROSS_CHECKS).check(path, options);
 }

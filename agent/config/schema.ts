@@ -3,6 +3,7 @@
  * agentConfigSchema and get validation, positions, hints, the editor schema and the docs table for free.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { devicesSections } from './devices-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
 export const siteSchema = Section(
@@ -86,6 +87,7 @@ export const agentConfigSchema = Section(
     store: storeSchema,
     ledger: ledgerSchema,
     log: logSchema,
+    ...devicesSections,
   },
   { title: 'mgmc-agent configuration', description: 'Configuration file of the microgrid master controller agent.' },
 );

@@ -1,0 +1,314 @@
+/**
+ * The poller: reads each device on its own interval, decodes the planned register blocks with the profile codec
+ * and appends each cycle's readings to the ledger in one transaction. Buses serialize their own requests, so the
+ * poller only decides *when* and *in which order* (priority); a device in back-off costs nothing here, and a slow
+ * device holds back only the cycle it is in, never the schedule of the others.
+ */
+import { decodeBlock } from '../../hardware/codec.js';
+import { type ModbusBus, ModbusError, type ReadBlock } from '../../hardware/modbus/types.js';
+import type { DecodedValue } from '../../hardware/profile/types.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import type { NewRecord } from '../ledger/records.js';
+import type { Logger } from '../logger.js';
+import { type LedgerUnit, ledgerUnitFor, toLedgerInteger } from './units.js';
+
+/** A device ready to poll: its bus, its read plan and the points it records. */
+export interface PollTarget {
+  readonly name: string;
+  readonly bus: ModbusBus;
+  readonly unit: number;
+  readonly blocks: readonly ReadBlock[];
+  /** Keys of the points recorded in the ledger; the others are read only because they share a block. */
+  readonly record: ReadonlySet<string>;
+  readonly intervalMs: number;
+  /** Lower first when several devices of one bus are due together. */
+  readonly priority: number;
+}
+
+/** Where readings go: the Ledger fits. One call per cycle, committed as one transaction. */
+export interface ReadingSink {
+  append(records: readonly NewRecord[]): unknown;
+}
+
+export interface PointValue {
+  readonly value: DecodedValue;
+  /** Engineering unit from the profile. */
+  readonly unit: string | undefined;
+  /** When this value was read (ms since the epoch); older than the device's last attempt means stale. */
+  readonly t: number;
+}
+
+export type DeviceState = 'unknown' | 'online' | 'degraded' | 'offline';
+
+export interface DeviceStatus {
+  readonly name: string;
+  readonly bus: string;
+  readonly unit: number;
+  readonly state: DeviceState;
+  readonly lastGood: number | undefined;
+  readonly lastAttempt: number | undefined;
+  readonly lastError: string | undefined;
+  readonly consecutiveFailures: number;
+  readonly cycles: number;
+  readonly failedCycles: number;
+  /** Cycles skipped because the previous one of this device was still running. */
+  readonly overruns: number;
+}
+
+export interface CycleResult {
+  readonly started: number;
+  readonly devices: number;
+  readonly readings: number;
+  readonly failures: number;
+}
+
+interface DeviceRuntime {
+  readonly target: PollTarget;
+  nextDue: number;
+  inFlight: boolean;
+  state: DeviceState;
+  lastGood: number | undefined;
+  lastAttempt: number | undefined;
+  lastError: string | undefined;
+  consecutiveFailures: number;
+  cycles: number;
+  failedCycles: number;
+  overruns: number;
+  readonly values: Map<string, PointValue>;
+  readonly units: Map<string, LedgerUnit>;
+}
+
+export interface PollerOptions {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly sink: ReadingSink;
+  /** Called after every cycle (status output, metrics). */
+  readonly onCycle?: (result: CycleResult) => void;
+}
+
+export class Poller {
+  private readonly devices: DeviceRuntime[];
+  private timer: TimerHandle | undefined;
+  private running = false;
+  private readonly inFlight = new Set<Promise<CycleResult>>();
+
+  constructor(
+    targets: readonly PollTarget[],
+    private readonly options: PollerOptions,
+  ) {
+    const names = new Set<string>();
+    this.devices = targets.map((target) => {
+      if (names.has(target.name)) throw new Error(`poller: device name '${target.name}' is used twice`);
+      names.add(target.name);
+      const units = new Map<string, LedgerUnit>();
+      for (const block of target.blocks) {
+        for (const placed of block.points) units.set(placed.key, ledgerUnitFor(placed.point.unit));
+      }
+      return {
+        target,
+        nextDue: 0,
+        inFlight: false,
+        state: 'unknown',
+        lastGood: undefined,
+        lastAttempt: undefined,
+        lastError: undefined,
+        consecutiveFailures: 0,
+        cycles: 0,
+        failedCycles: 0,
+        overruns: 0,
+        values: new Map(),
+        units,
+      };
+    });
+  }
+
+  /** Starts polling: every device is read at once, then on its interval. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const now = this.options.clock.now();
+    for (const device of this.devices) device.nextDue = now;
+    this.schedule();
+  }
+
+  /** Stops scheduling and waits for the cycles in flight, whose readings are still appended. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.timer?.cancel();
+    this.timer = undefined;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Reads the given devices (all by default) once, now, and appends their readings; for the CLI and tests. */
+  pollOnce(names?: readonly string[]): Promise<CycleResult> {
+    const selected = names === undefined ? this.devices : this.devices.filter((d) => names.includes(d.target.name));
+    return this.track(this.runCycle(selected.filter((d) => !d.inFlight)));
+  }
+
+  status(): DeviceStatus[] {
+    return this.devices.map((d) => ({
+      name: d.target.name,
+      bus: d.target.bus.name,
+      unit: d.target.unit,
+      state: d.state,
+      lastGood: d.lastGood,
+      lastAttempt: d.lastAttempt,
+      lastError: d.lastError,
+      consecutiveFailures: d.consecutiveFailures,
+      cycles: d.cycles,
+      failedCycles: d.failedCycles,
+      overruns: d.overruns,
+    }));
+  }
+
+  /** The latest value of every point of a device, each with the time it was actually read. */
+  latest(name: string): ReadonlyMap<string, PointValue> {
+    const device = this.devices.find((d) => d.target.name === name);
+    if (device === undefined) throw new Error(`poller: no device named '${name}'`);
+    return device.values;
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    const clock = this.options.clock;
+    const next = Math.min(...this.devices.map((d) => d.nextDue));
+    if (!Number.isFinite(next)) return;
+    this.timer?.cancel();
+    this.timer = clock.setTimeout(() => this.tick(), Math.max(0, next - clock.now()));
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    if (!this.running) return;
+    const now = this.options.clock.now();
+    const due: DeviceRuntime[] = [];
+    for (const device of this.devices) {
+      if (device.nextDue > now) continue;
+      const interval = device.target.intervalMs;
+      // Catch up by whole intervals rather than firing a burst after a pause (a suspended VM, a slow disk).
+      const missed = Math.floor((now - device.nextDue) / interval);
+      device.nextDue += (missed + 1) * interval;
+      if (device.inFlight) {
+        device.overruns++;
+        continue;
+      }
+      due.push(device);
+    }
+    if (due.length > 0) void this.track(this.runCycle(due));
+    this.schedule();
+  }
+
+  private track(cycle: Promise<CycleResult>): Promise<CycleResult> {
+    this.inFlight.add(cycle);
+    void cycle.finally(() => this.inFlight.delete(cycle));
+    return cycle;
+  }
+
+  private async runCycle(devices: readonly DeviceRuntime[]): Promise<CycleResult> {
+    const started = this.options.clock.now();
+    // Requests join each bus's queue in this order, which is how priority reaches the wire.
+    const ordered = [...devices].sort(
+      (a, b) => a.target.priority - b.target.priority || a.target.name.localeCompare(b.target.name),
+    );
+    for (const device of ordered) device.inFlight = true;
+    const outcomes = await Promise.all(ordered.map((device) => this.readDevice(device)));
+    const records: NewRecord[] = [];
+    let failures = 0;
+    for (const outcome of outcomes) {
+      records.push(...outcome.records);
+      if (outcome.failed) failures++;
+    }
+    if (records.length > 0) {
+      try {
+        this.options.sink.append(records);
+      } catch (error) {
+        // The readings of this cycle are lost, but the agent is not: the next cycle tries again.
+        this.options.logger.error(
+          { err: error, readings: records.length },
+          'could not store this cycle of readings in the ledger; polling continues',
+        );
+      }
+    }
+    for (const device of ordered) device.inFlight = false;
+    const result: CycleResult = { started, devices: ordered.length, readings: records.length, failures };
+    this.options.onCycle?.(result);
+    return result;
+  }
+
+  private async readDevice(device: DeviceRuntime): Promise<{ records: NewRecord[]; failed: boolean }> {
+    const { target } = device;
+    const clock = this.options.clock;
+    const records: NewRecord[] = [];
+    let failedBlocks = 0;
+    let lastError: string | undefined;
+    device.lastAttempt = clock.now();
+    for (const block of target.blocks) {
+      let words: number[];
+      try {
+        words = await target.bus.read(target.unit, block.function, block.start, block.count);
+      } catch (error) {
+        failedBlocks++;
+        lastError = error instanceof Error ? error.message : String(error);
+        // In back-off every further block would be refused the same way; an exception is per block.
+        if (error instanceof ModbusError && error.kind !== 'exception') break;
+        continue;
+      }
+      const t = clock.now();
+      let decoded: Map<string, DecodedValue>;
+      try {
+        decoded = decodeBlock(block, words);
+      } catch (error) {
+        failedBlocks++;
+        lastError = `device '${target.name}': could not decode registers ${block.start}+${block.count}: ${
+          (error as Error).message
+        }`;
+        continue;
+      }
+      for (const placed of block.points) {
+        const value = decoded.get(placed.key);
+        if (value === undefined) continue;
+        device.values.set(placed.key, { value, unit: placed.point.unit, t });
+        if (!target.record.has(placed.key) || typeof value !== 'number') continue;
+        const unit = device.units.get(placed.key) ?? ledgerUnitFor(placed.point.unit);
+        const integer = toLedgerInteger(value, unit);
+        if (integer === undefined) continue;
+        records.push({
+          type: 'reading',
+          time: t,
+          body: { device: target.name, point: placed.key, t, value: integer, unit: unit.unit },
+        });
+      }
+    }
+    device.cycles++;
+    const failed = failedBlocks > 0;
+    const previous = device.state;
+    if (!failed) {
+      device.lastGood = clock.now();
+      device.consecutiveFailures = 0;
+      device.lastError = undefined;
+      device.state = 'online';
+    } else {
+      device.failedCycles++;
+      device.consecutiveFailures++;
+      device.lastError = lastError;
+      const health = target.bus.health(target.unit);
+      // Some blocks answered: the device is there but not well. None did and the bus backs off: it is gone.
+      device.state = failedBlocks === target.blocks.length && health.state === 'offline' ? 'offline' : 'degraded';
+    }
+    if (device.state !== previous) {
+      const body = {
+        source: target.name,
+        kind: `device-${device.state}`,
+        message:
+          device.state === 'online'
+            ? `device '${target.name}' (bus ${target.bus.name}, unit ${target.unit}) answers`
+            : `device '${target.name}' (bus ${target.bus.name}, unit ${target.unit}) is ${device.state}: ${lastError}`,
+      };
+      const log = device.state === 'online' ? 'info' : 'warn';
+      this.options.logger[log]({ device: target.name, bus: target.bus.name, state: device.state }, body.message);
+      // A first successful read is not news; every later change is, for the auditor.
+      if (!(previous === 'unknown' && device.state === 'online')) records.push({ type: 'event', body });
+    }
+    return { records, failed };
+  }
+}
