@@ -136,11 +136,16 @@ export async function resolveSite(
   catalogue: Catalogue,
   clock: Clock,
   logger: Logger,
+  /** Buses already open (a retry of devices that could not be resolved before); new ones are added to it. */
+  openBusesByName?: Map<string, ModbusBus>,
 ): Promise<ResolvedSite> {
-  const buses = openBuses(config.buses, clock, logger);
+  const buses = openBusesByName ?? new Map<string, ModbusBus>();
+  const missing = config.buses.filter((b) => !buses.has(b.name));
+  for (const [name, bus] of openBuses(missing, clock, logger)) buses.set(name, bus);
   const targets: PollTarget[] = [];
   const problems: { device: string; message: string }[] = [];
   const busConfig = new Map(config.buses.map((b) => [b.name, b]));
+  const maxGapOf = (bus: string) => busConfig.get(bus)?.maxGap ?? 8;
   await Promise.all(
     config.devices
       .filter((d) => d.enabled)
@@ -161,7 +166,7 @@ export async function resolveSite(
           const record = recordedKeys(device, points);
           // Only blocks that hold something recorded are read; scale factors travel with their points.
           const wanted = points.filter((p) => record.has(p.key));
-          const blocks = planReads(wanted, { maxGap: busConfig.get(device.bus)?.maxGap ?? 0 });
+          const blocks = planReads(wanted, { maxGap: maxGapOf(device.bus) });
           targets.push({
             name: device.name,
             bus,

@@ -77,6 +77,7 @@ export class LedgerStore {
   private readonly getMetaStmt;
   private readonly setMetaStmt;
   private readonly insertMany;
+  private readonly containsStmt;
 
   constructor(readonly db: SqliteDatabase) {
     this.insertRecord = db.prepare('INSERT INTO records (seq, time, type, body) VALUES (?, ?, ?, ?)');
@@ -94,6 +95,7 @@ export class LedgerStore {
     this.setMetaStmt = db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
+    this.containsStmt = db.prepare('SELECT 1 FROM records WHERE type = ? AND instr(body, ?) > 0 LIMIT 1').pluck();
     this.insertMany = db.transaction((rows: readonly RecordRow[]) => {
       for (const r of rows) this.insertRecord.run(r.seq, r.time, r.type, r.body);
     });
@@ -102,6 +104,14 @@ export class LedgerStore {
   /** Inserts records in one transaction: all of them are durable when this returns, or none is. */
   insertRecords(rows: readonly RecordRow[]): void {
     if (rows.length > 0) this.insertMany.immediate(rows);
+  }
+
+  /**
+   * Whether a record of `type` holds `needle` in its canonical body, e.g. a meter signature: how a restarted agent
+   * tells a batch it already stored from a new one. A scan, meant for the rare case after a restart.
+   */
+  hasRecordContaining(type: string, needle: string): boolean {
+    return this.containsStmt.get(type, Buffer.from(needle, 'utf8')) !== undefined;
   }
 
   insertBlock(block: BlockRow): void {

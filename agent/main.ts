@@ -1,0 +1,213 @@
+/**
+ * The MGMC runtime's composition root: config in, running parts out. It unlocks the key, opens the ledger, opens
+ * the buses, resolves and polls the devices, and listens to the signing meters; stop() takes them down in reverse
+ * order. Nothing here is global: the clock, the logger and the config come in, so tests run a site in-process.
+ */
+import type { Duplex } from 'node:stream';
+import { MeterLink, type ReceivedBatch } from '../firmware-bridge/link.js';
+import type { ModbusBus } from '../hardware/modbus/types.js';
+import { type Catalogue, loadCatalogue } from '../hardware/profile/load.js';
+import { openSerialPort } from '../hardware/serial/port.js';
+import type { Clock, TimerHandle } from './clock.js';
+import type { AgentConfig } from './config/schema.js';
+import { readKeystoreFile } from './identity/keystore.js';
+import { signerFromPrivateKey } from './ledger/block.js';
+import type { Ledger } from './ledger/ledger.js';
+import { checkMeterBatch } from './ledger/meter-batch.js';
+import { openWritableLedger } from './ledger/open.js';
+import type { Logger } from './logger.js';
+import { Poller } from './poll/poller.js';
+import { resolveSite } from './poll/resolve.js';
+import type { LedgerStore } from './store/ledger-store.js';
+
+export interface MeterStatus {
+  readonly name: string;
+  readonly path: string;
+  readonly address: string;
+  readonly connected: boolean;
+  readonly firmware: string | undefined;
+  readonly batches: number;
+  readonly lastBatch: number | undefined;
+  readonly lastError: string | undefined;
+}
+
+export interface RunningMgmc {
+  readonly address: string;
+  readonly ledger: Ledger;
+  readonly store: LedgerStore;
+  readonly poller: Poller;
+  readonly buses: ReadonlyMap<string, ModbusBus>;
+  /** Devices that could not be resolved at start (discovery failed); retried in the background. */
+  unresolved(): readonly { device: string; message: string }[];
+  meters(): readonly MeterStatus[];
+  /** Stops polling and the meters, seals what is unsealed and closes the database. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Profiles; the shipped catalogue by default. */
+  readonly catalogue?: Catalogue;
+  /** How often devices that could not be resolved are tried again, ms. */
+  readonly retryUnresolvedMs?: number;
+}
+
+/** Starts the MGMC role: returns once the ledger is open and polling has begun (devices may still be down). */
+export async function startMgmc(config: AgentConfig, options: StartOptions): Promise<RunningMgmc> {
+  const { clock, logger } = options;
+  const log = logger.child({ module: 'main' });
+  const key = await readKeystoreFile(config.identity.keystore, config.identity.passphrase.reveal());
+  for (const warning of key.warnings) log.warn({ keystore: config.identity.keystore }, warning);
+  const { store, ledger } = openWritableLedger({
+    path: config.store.path,
+    signer: signerFromPrivateKey(key.privateKey, key.address),
+    clock,
+    chainId: config.chainId,
+    sealEveryRecords: config.ledger.sealEveryRecords,
+    sealEverySeconds: config.ledger.sealEverySeconds,
+    synchronous: config.store.synchronous,
+    logger: logger.child({ module: 'ledger' }),
+  });
+  ledger.start();
+  log.info({ address: key.address, db: config.store.path, height: ledger.sealedHeight }, 'ledger open');
+
+  const catalogue = options.catalogue ?? loadCatalogue();
+  const pollLogger = logger.child({ module: 'poll' });
+  const site = await resolveSite(config, catalogue, clock, pollLogger);
+  for (const problem of site.problems) log.warn({ device: problem.device }, problem.message);
+  const poller = new Poller(site.targets, { clock, logger: pollLogger, sink: ledger });
+  poller.start();
+  log.info({ devices: site.targets.length, buses: site.buses.size }, 'polling');
+
+  // Devices whose discovery failed (switched off at start) are retried; resolved ones join a poller of their own.
+  let unresolved = site.problems;
+  const extraPollers: Poller[] = [];
+  let retryTimer: TimerHandle | undefined;
+  const retry = async () => {
+    if (unresolved.length === 0) return;
+    const names = new Set(unresolved.map((p) => p.device));
+    const again = await resolveSite(
+      { buses: config.buses, devices: config.devices.filter((d) => names.has(d.name)) },
+      catalogue,
+      clock,
+      pollLogger,
+      site.buses,
+    );
+    unresolved = again.problems;
+    if (again.targets.length > 0) {
+      const extra = new Poller(again.targets, { clock, logger: pollLogger, sink: ledger });
+      extra.start();
+      extraPollers.push(extra);
+      log.info({ devices: again.targets.map((t) => t.name) }, 'devices resolved on retry and now polled');
+    }
+  };
+  if (unresolved.length > 0) {
+    retryTimer = clock.setInterval(() => {
+      retry().catch((error: unknown) => log.error({ err: error }, 'retrying unresolved devices failed'));
+    }, options.retryUnresolvedMs ?? 60_000);
+  }
+
+  const meters = config.meters.map((meter) => startMeter(meter, ledger, store, clock, logger));
+
+  return {
+    address: key.address,
+    ledger,
+    store,
+    poller,
+    buses: site.buses,
+    unresolved: () => unresolved,
+    meters: () => meters.map((m) => m.status()),
+    async stop() {
+      retryTimer?.cancel();
+      await Promise.all([poller.stop(), ...extraPollers.map((p) => p.stop())]);
+      await Promise.all(meters.map((m) => m.stop()));
+      await Promise.all([...site.buses.values()].map((bus) => bus.close()));
+      ledger.stop();
+      store.close();
+      log.info({ height: ledger.sealedHeight, lastSeq: ledger.lastSeq }, 'stopped');
+    },
+  };
+}
+
+type MeterConfig = AgentConfig['meters'][number];
+
+/**
+ * One signing meter: opens its serial line (again and again if it is unplugged), verifies each batch against the
+ * configured address and stores it verbatim before the link acknowledges it.
+ */
+function startMeter(meter: MeterConfig, ledger: Ledger, store: LedgerStore, clock: Clock, logger: Logger) {
+  const log = logger.child({ module: 'meter', meter: meter.name });
+  let link: MeterLink | undefined;
+  let stream: Duplex | undefined;
+  let stopped = false;
+  let reopenTimer: TimerHandle | undefined;
+  let firmware: string | undefined;
+  let batches = 0;
+  let lastBatch: number | undefined;
+  let lastError: string | undefined;
+
+  const store1 = async (received: ReceivedBatch) => {
+    const problem = checkMeterBatch(received.record);
+    if (problem !== undefined) throw new Error(`meter '${meter.name}': ${problem}`);
+    ledger.append([{ type: 'meter-batch', body: received.record }]);
+    batches++;
+    lastBatch = clock.now();
+  };
+
+  const open = async () => {
+    if (stopped) return;
+    try {
+      stream = await openSerialPort({ path: meter.path, baudRate: meter.baudRate });
+    } catch (error) {
+      lastError = (error as Error).message;
+      log.warn({ path: meter.path }, `meter '${meter.name}': ${lastError}; trying again in 10 s`);
+      reopenTimer = clock.setTimeout(() => void open(), 10_000);
+      return;
+    }
+    link = new MeterLink({
+      stream,
+      clock,
+      expectedMeter: meter.address,
+      onBatch: store1,
+      isStored: (received) => store.hasRecordContaining('meter-batch', received.record.sig),
+    });
+    link.on('hello', (hello) => {
+      firmware = hello.firmware;
+      lastError = undefined;
+      log.info({ firmware: hello.firmware, serial: hello.serial }, `meter '${meter.name}' says hello`);
+    });
+    link.on('error', (event) => {
+      lastError = event.message;
+      log.warn({ kind: event.kind }, `meter '${meter.name}': ${event.message}`);
+    });
+    stream.once('close', () => {
+      if (stopped) return;
+      link?.close();
+      link = undefined;
+      log.warn({ path: meter.path }, `meter '${meter.name}': serial line closed; reopening in 10 s`);
+      reopenTimer = clock.setTimeout(() => void open(), 10_000);
+    });
+    link.start();
+  };
+  void open();
+
+  return {
+    status: (): MeterStatus => ({
+      name: meter.name,
+      path: meter.path,
+      address: meter.address,
+      connected: link !== undefined,
+      firmware,
+      batches,
+      lastBatch,
+      lastError,
+    }),
+    async stop() {
+      stopped = true;
+      reopenTimer?.cancel();
+      link?.close();
+      stream?.destroy();
+    },
+  };
+}
