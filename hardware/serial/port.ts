@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { SerialPort } from 'serialport';
 
+/** Serial parity setting. */
 export type Parity = 'none' | 'even' | 'odd' | 'mark' | 'space';
 
+/** Line settings for openSerialPort; 8N1 unless given. */
 export interface SerialPortOptions {
   /** Device path, e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-FTDI_…-if00-port0 (stable across reboots). */
   readonly path: string;
@@ -98,6 +100,7 @@ export interface SerialPortInfo {
   readonly productId?: string;
 }
 
+/** What listSerialPorts found. */
 export interface SerialPortList {
   readonly ports: SerialPortInfo[];
   /** Set when the list may be incomplete, saying why (no udevadm in a container, …). */
