@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { configCheck, configSchema } from './commands/config.js';
 import { demo } from './commands/demo.js';
+import { devicesRead, devicesScan, type ScanOptions } from './commands/devices.js';
 import { CommandError, EXIT, type Io, processIo } from './commands/io.js';
 import { keygen, keyShow } from './commands/key.js';
 import {
@@ -19,6 +20,7 @@ import {
   ledgerShow,
   ledgerVerify,
 } from './commands/ledger.js';
+import { runAgent } from './commands/run.js';
 
 function int(name: string, min: number) {
   return (value: string): number => {
@@ -139,6 +141,31 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .option('--producer <address>', 'require this producer')
     .option('--json', 'print as JSON', false)
     .action(run((file: string, o: { producer?: string; json: boolean }) => ledgerCheckProof(io, file, o)));
+
+  program
+    .command('run')
+    .description('run the agent with a site config (logs as JSON on stdout; SIGTERM stops it cleanly)')
+    .requiredOption('--config <file>', 'site config (see examples/)')
+    .action(run((o: { config: string }) => runAgent(io, o)));
+
+  const devices = program.command('devices').description('field devices: SunSpec scan and one-off reads');
+  devices
+    .command('scan')
+    .description('look for SunSpec devices and list their models and points (no config needed)')
+    .option('--tcp <host:port>', 'Modbus TCP endpoint (port 502 when left out)')
+    .option('--serial <device>', 'serial device of an RS-485 line (Modbus RTU)')
+    .option('--baud <n>', 'serial speed', int('--baud', 300), 9600)
+    .option('--unit <a-b>', 'unit id or range of unit ids to try', '1')
+    .option('--timeout <ms>', 'answer timeout per request', int('--timeout', 10), 1000)
+    .option('--no-points', 'list the models only, without reading their points')
+    .option('--json', 'print as JSON', false)
+    .action(run((o: ScanOptions) => devicesScan(io, o)));
+  devices
+    .command('read <device>')
+    .description('read one configured device once and print its decoded points with units (the ledger is not touched)')
+    .requiredOption('--config <file>', 'site config')
+    .option('--json', 'print as JSON', false)
+    .action(run((device: string, o: { config: string; json: boolean }) => devicesRead(io, device, o)));
 
   program
     .command('demo')
