@@ -10,6 +10,7 @@ type Bench = (args: readonly string[]) => Promise<BenchReport>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
   ledger: async () => (await import('./ledger.js')).run,
+  poll: async () => (await import('./poll.js')).run,
 };
 
 async function main(argv: readonly string[]): Promise<number> {
