@@ -168,10 +168,49 @@ function wordsFromBytes(point: CodecPoint, bytes: Uint8Array): number[] {
 }
 
 const UTF8 = new TextDecoder();
+const FLOAT_SCRATCH = new DataView(new ArrayBuffer(4));
+
+/** A checked 16-bit register value, byte-swapped when the point says so. */
+function wordAt(point: CodecPoint, words: ArrayLike<number>, index: number, register: number): number {
+  const word = words[index] as number;
+  if (!(word >= 0 && word <= 0xffff && Number.isInteger(word))) {
+    throw new CodecError(`${label(point)}: register ${register} holds ${word}, not a 16-bit value (0..65535)`);
+  }
+  return point.byteOrder === 'little' ? ((word & 0xff) << 8) | (word >>> 8) : word;
+}
+
+/**
+ * The common one- and two-register integers straight from the words: the poller decodes thousands of points per
+ * cycle, and the byte-array route below allocates twice per point. Same results, checked by the codec vectors.
+ */
+function decodeSmallInteger(point: CodecPoint, words: ArrayLike<number>, offset: number, info: TypeInfo) {
+  if (info.registers === 1) {
+    if (words.length - offset < 1) return undefined;
+    const w = wordAt(point, words, offset, 0);
+    return info.kind === 'uint' ? w : (w << 16) >> 16;
+  }
+  if (words.length - offset < 2) return undefined;
+  const little = point.wordOrder === 'little';
+  const hi = wordAt(point, words, offset + (little ? 1 : 0), little ? 1 : 0);
+  const lo = wordAt(point, words, offset + (little ? 0 : 1), little ? 0 : 1);
+  return info.kind === 'uint' ? hi * 0x10000 + lo : (hi << 16) | lo | 0;
+}
 
 function decodeAt(point: CodecPoint, words: ArrayLike<number>, offset: number): RawValue | null {
   const info = TYPES[point.type];
   if (info.kind === 'pad') return null;
+  if ((info.kind === 'uint' || info.kind === 'int') && (info.registers === 1 || info.registers === 2)) {
+    const raw = decodeSmallInteger(point, words, offset, info);
+    if (raw !== undefined) return isNotImplemented(point, raw) ? null : raw;
+  }
+  if (info.kind === 'float' && info.registers === 2 && words.length - offset >= 2) {
+    const little = point.wordOrder === 'little';
+    // Synchronous use only, so one scratch view serves every call.
+    FLOAT_SCRATCH.setUint16(0, wordAt(point, words, offset + (little ? 1 : 0), little ? 1 : 0));
+    FLOAT_SCRATCH.setUint16(2, wordAt(point, words, offset + (little ? 0 : 1), little ? 0 : 1));
+    const raw = FLOAT_SCRATCH.getFloat32(0);
+    return Number.isNaN(raw) || isNotImplemented(point, raw) ? null : raw;
+  }
   const bytes = canonicalBytes(point, words, offset);
   if (info.kind === 'string') {
     if (bytes.every((byte) => byte === 0)) return point.notImplemented.some((v) => v === 0) ? null : '';
@@ -219,11 +258,18 @@ export function decodeRaw(point: CodecPoint, words: ArrayLike<number>): RawValue
   return decodeAt(point, words, 0);
 }
 
+const decimalPartsCache = new Map<number, { mantissa: number; exponent: number }>();
+
 /** Decimal form of a finite number: value = mantissa * 10^exponent, mantissa an integer. */
 function decimalParts(value: number): { mantissa: number; exponent: number } {
+  // Profiles use a handful of scales (0.1, 0.01, 1000): remember them rather than format a string per reading.
+  const known = decimalPartsCache.get(value);
+  if (known !== undefined) return known;
   const [digits = '0', exp = '0'] = value.toExponential().split('e');
   const [whole = '0', fraction = ''] = digits.split('.');
-  return { mantissa: Number(whole + fraction), exponent: Number(exp) - fraction.length };
+  const parts = { mantissa: Number(whole + fraction), exponent: Number(exp) - fraction.length };
+  if (decimalPartsCache.size < 256) decimalPartsCache.set(value, parts);
+  return parts;
 }
 
 /** value * 10^exponent, exact when value and the result are exact (multiply or divide by an exact power of ten). */
@@ -234,7 +280,11 @@ function shiftDecimal(value: number, exponent: number): number {
 /** The shortest decimal that is the same float32: what the device's value was before float32 rounded it. */
 function shortestFloat32(value: number): number {
   if (!Number.isFinite(value)) return value;
-  for (let digits = 1; digits <= 9; digits++) {
+  // A float32 is within half an ulp (< 6e-8 relative) of its shortest decimal, far less than half a unit of the 6th
+  // digit, so when 6 digits round-trip they are that decimal padded with zeros: one formatting instead of six.
+  const six = Number(value.toPrecision(6));
+  if (Math.fround(six) === value) return six;
+  for (let digits = 7; digits <= 9; digits++) {
     const candidate = Number(value.toPrecision(digits));
     if (Math.fround(candidate) === value) return candidate;
   }

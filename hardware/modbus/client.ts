@@ -394,7 +394,9 @@ class Bus implements ModbusBusHandle {
   }
 
   private async attempt(unit: number, op: Op): Promise<unknown> {
-    const link = await this.connect(unit, op);
+    // An open link is used without an await, so the request is on the wire before the previous answer's caller
+    // runs its continuation (decoding overlaps the next round trip instead of delaying it).
+    const link = this.link?.open ? this.link : await this.connect(unit, op);
     if (this.closed) {
       await this.dropLink('closed', 'the bus was closed');
       throw this.fail('closed', unit, op, 'the bus was closed');
