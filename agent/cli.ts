@@ -21,6 +21,7 @@ import {
   ledgerVerify,
 } from './commands/ledger.js';
 import { runAgent } from './commands/run.js';
+import { type SimOptions, simCommand } from './commands/sim.js';
 
 function int(name: string, min: number) {
   return (value: string): number => {
@@ -166,6 +167,17 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .requiredOption('--config <file>', 'site config')
     .option('--json', 'print as JSON', false)
     .action(run((device: string, o: { config: string; json: boolean }) => devicesRead(io, device, o)));
+
+  program
+    .command('sim')
+    .description('start a simulated site (Modbus TCP servers, RTU on ptys, signing meters) and print its endpoints')
+    .option('--site <file>', 'site file (see sim/README.md); the embedded default site when left out')
+    .option('--speed <n>', 'simulated seconds per wall-clock second', Number)
+    .option('--host <address>', 'address the TCP servers listen on (default 127.0.0.1)')
+    .option('--write-config <file>', 'also write the agent config sections for this site to a file')
+    .option('--duration <s>', 'stop after this many seconds instead of waiting for Ctrl-C', int('--duration', 1))
+    .option('--json', 'print the endpoints as JSON', false)
+    .action(run((o: SimOptions) => simCommand(io, o)));
 
   program
     .command('demo')

@@ -240,6 +240,7 @@ export class Poller {
     const clock = this.options.clock;
     const records: NewRecord[] = [];
     let failedBlocks = 0;
+    let answeredBlocks = 0;
     let lastError: string | undefined;
     device.lastAttempt = clock.now();
     for (const block of target.blocks) {
@@ -253,6 +254,7 @@ export class Poller {
         if (error instanceof ModbusError && error.kind !== 'exception') break;
         continue;
       }
+      answeredBlocks++;
       const t = clock.now();
       let decoded: Map<string, DecodedValue>;
       try {
@@ -293,7 +295,7 @@ export class Poller {
       device.lastError = lastError;
       const health = target.bus.health(target.unit);
       // Some blocks answered: the device is there but not well. None did and the bus backs off: it is gone.
-      device.state = failedBlocks === target.blocks.length && health.state === 'offline' ? 'offline' : 'degraded';
+      device.state = answeredBlocks === 0 && health.state === 'offline' ? 'offline' : 'degraded';
     }
     if (device.state !== previous) {
       const body = {
