@@ -27,7 +27,6 @@ const catalogue = loadCatalogue();
 /** A bank holding `profiles` as a SunSpec chain at 40000, every point set by `values` (engineering units). */
 function sunspecDevice(profiles: Profile[], values: Record<string, number>, sf: Record<string, number>) {
   const words: number[] = [0x5375, 0x6e53];
-  let address = 40002;
   for (const profile of profiles) {
     const length = profile.sunspec?.length ?? 0;
     const regs = new Array<number>(length + 2).fill(0);
@@ -48,7 +47,6 @@ function sunspecDevice(profiles: Profile[], values: Record<string, number>, sf: 
       });
     }
     words.push(...regs);
-    address += length + 2;
   }
   words.push(0xffff, 0);
   return new ArrayRegisterBank({ holding: [{ start: 40000, values: words }] });
