@@ -3,29 +3,15 @@
  * can run a day in seconds (ManualClock) while the gateway uses the system clock.
  */
 
-export interface TimerHandle {
-  cancel(): void;
-}
+import { type HardwareClock, type TimerHandle, wallClock } from '../hardware/clock.js';
 
-export interface Clock {
-  /** ms since the Unix epoch, UTC. */
-  now(): number;
-  setTimeout(callback: () => void, ms: number): TimerHandle;
-  setInterval(callback: () => void, ms: number): TimerHandle;
-}
+export type { TimerHandle };
+
+/** The same shape hardware/ and sim/ take, so the agent hands its clock straight to them. */
+export type Clock = HardwareClock;
 
 export function systemClock(): Clock {
-  return {
-    now: () => Date.now(),
-    setTimeout(callback, ms) {
-      const t = setTimeout(callback, ms);
-      return { cancel: () => clearTimeout(t) };
-    },
-    setInterval(callback, ms) {
-      const t = setInterval(callback, ms);
-      return { cancel: () => clearInterval(t) };
-    },
-  };
+  return wallClock();
 }
 
 interface PendingTimer {
