@@ -15,7 +15,7 @@ import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { meterAddressFromPrivateKey } from '../firmware-bridge/batch.js';
-import { type Catalogue, loadCatalogue } from '../hardware/profile/load.js';
+import { type Catalogue, formatPath, loadCatalogue } from '../hardware/profile/load.js';
 import { closest } from '../hardware/profile/schema.js';
 import type { Profile } from '../hardware/profile/types.js';
 import {
@@ -1035,19 +1035,6 @@ function startOf(node: unknown): number | undefined {
   const range = (node as Node | null | undefined)?.range;
   // An empty value (`key:` and nothing) has a zero-length range; the key is the better place to point at.
   return range !== undefined && range !== null && range[1] > range[0] ? range[0] : undefined;
-}
-
-const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
-
-function formatPath(path: readonly PathSegment[]): string {
-  if (path.length === 0) return '(root)';
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (PLAIN_KEY.test(segment)) text += text === '' ? segment : `.${segment}`;
-    else text += `[${JSON.stringify(segment)}]`;
-  }
-  return text;
 }
 
 /** Ajv's instancePath as segments; a segment is an index where the data holds a list. */

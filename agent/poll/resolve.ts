@@ -61,8 +61,8 @@ export function openBuses(buses: readonly BusConfig[], clock: Clock, logger: Log
 const STRUCTURAL = new Set(['ID', 'L']);
 
 /**
- * The register map of one device as placed points. SunSpec devices are discovered unless `base` is given... in
- * both cases the model chain is walked on the device, because the models present differ between firmware versions.
+ * The register map of one device as placed points. For SunSpec devices the model chain is always walked on the
+ * device (`base` only says where it starts), because the models present differ between firmware versions.
  */
 export async function placeDevice(
   device: DeviceConfig,

@@ -65,7 +65,8 @@ function displayPath(file: string): string {
 
 const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
-function formatPath(path: readonly PathSegment[]): string {
+/** A key path as people write it: `points[3].sf`, `(root)` for the document itself. */
+export function formatPath(path: readonly PathSegment[]): string {
   if (path.length === 0) return '(root)';
   let text = '';
   for (const segment of path) {
