@@ -357,19 +357,19 @@ const PLAIN_SF: CodecPoint = {
   access: 'r',
 };
 
-/**
- * Decodes every point of a read block from the block's registers (`words[0]` is register `block.start`), taking
- * scale factors from the same block, so a value and its scale factor come from one consistent read. Keys are the
- * points' keys. Throws CodecError if the block is short or a scale factor lies outside it.
- */
-export function decodeBlock(block: ReadBlock, words: ArrayLike<number>): Map<string, DecodedValue> {
-  if (words.length < block.count) {
-    throw new CodecError(
-      `read of ${block.count} registers from ${block.start} (function ${block.function}) returned ${words.length}`,
-    );
-  }
-  const values = new Map<string, DecodedValue>();
-  const sfCache = new Map<number, number | null>();
+/** Where each point of a block and its scale factor sit in the block's registers; computed once per block. */
+interface BlockPlan {
+  readonly offsets: Int32Array;
+  /** Index into `sfSlots` of each point's scale factor, or -1 when the point is not scaled by a register. */
+  readonly sfOf: Int32Array;
+  readonly sfSlots: readonly { readonly offset: number; readonly point: CodecPoint }[];
+}
+
+const plans = new WeakMap<ReadBlock, BlockPlan>();
+
+function planBlock(block: ReadBlock): BlockPlan {
+  const known = plans.get(block);
+  if (known !== undefined) return known;
   const offsetOf = (address: number, count: number, what: string): number => {
     const offset = address - block.start;
     if (offset < 0 || offset + count > block.count) {
@@ -379,26 +379,73 @@ export function decodeBlock(block: ReadBlock, words: ArrayLike<number>): Map<str
     }
     return offset;
   };
-  for (const placed of block.points) {
+  const offsets = new Int32Array(block.points.length);
+  const sfOf = new Int32Array(block.points.length).fill(-1);
+  const sfSlots: { offset: number; point: CodecPoint }[] = [];
+  const sfIndex = new Map<number, number>();
+  block.points.forEach((placed, i) => {
     const { point } = placed;
-    const raw = decodeAt(point, words, offsetOf(placed.address, registerCount(point), `point ${placed.key}`));
-    if (typeof raw === 'string' || point.sf === undefined) {
-      values.set(placed.key, typeof raw === 'string' ? raw : scaleValue(point, raw, undefined));
-      continue;
-    }
+    offsets[i] = offsetOf(placed.address, registerCount(point), `point ${placed.key}`);
+    if (point.sf === undefined || TYPES[point.type].kind === 'string') return;
     const sfAddress = placed.sfAddress;
     if (sfAddress === undefined) throw new CodecError(`point ${placed.key} has sf ${point.sf} but no sfAddress`);
-    let sf = sfCache.get(sfAddress);
-    if (sf === undefined) {
+    let slot = sfIndex.get(sfAddress);
+    if (slot === undefined) {
       const sfPoint =
         placed.sfPoint ?? block.points.find((p) => p.address === sfAddress && p.point.type === 'sunssf')?.point;
-      const sfRaw = decodeAt(sfPoint ?? PLAIN_SF, words, offsetOf(sfAddress, 1, `scale factor of ${placed.key}`));
-      sf = typeof sfRaw === 'number' ? sfRaw : null;
-      sfCache.set(sfAddress, sf);
+      slot = sfSlots.length;
+      sfSlots.push({ offset: offsetOf(sfAddress, 1, `scale factor of ${placed.key}`), point: sfPoint ?? PLAIN_SF });
+      sfIndex.set(sfAddress, slot);
     }
-    values.set(placed.key, scaleValue(point, raw, sf));
+    sfOf[i] = slot;
+  });
+  const plan = { offsets, sfOf, sfSlots };
+  plans.set(block, plan);
+  return plan;
+}
+
+/**
+ * Decodes every point of a planned block read, in the order of `block.points`: each value with its scale factor
+ * from the same read. The placement is worked out once per block (the poller decodes the same blocks every cycle).
+ */
+export function decodeBlockValues(block: ReadBlock, words: ArrayLike<number>): DecodedValue[] {
+  if (words.length < block.count) {
+    throw new CodecError(
+      `read of ${block.count} registers from ${block.start} (function ${block.function}) returned ${words.length}`,
+    );
+  }
+  const { offsets, sfOf, sfSlots } = planBlock(block);
+  const sfs = new Array<number | null>(sfSlots.length);
+  for (let k = 0; k < sfSlots.length; k++) {
+    const slot = sfSlots[k] as (typeof sfSlots)[number];
+    const sfRaw = decodeAt(slot.point, words, slot.offset);
+    sfs[k] = typeof sfRaw === 'number' ? sfRaw : null;
+  }
+  const points = block.points;
+  const values = new Array<DecodedValue>(points.length);
+  for (let i = 0; i < points.length; i++) {
+    const point = (points[i] as ReadBlock['points'][number]).point;
+    const raw = decodeAt(point, words, offsets[i] as number);
+    if (typeof raw === 'string') values[i] = raw;
+    else {
+      const slot = sfOf[i] as number;
+      values[i] = scaleValue(point, raw, slot < 0 ? undefined : (sfs[slot] as number | null));
+    }
   }
   return values;
+}
+
+/**
+ * Decodes every point of a planned block read (`words` as read, `words[0]` at `block.start`), each scaled by its
+ * scale factor from the same read. Keys are the placed points' keys.
+ */
+export function decodeBlock(block: ReadBlock, words: ArrayLike<number>): Map<string, DecodedValue> {
+  const values = decodeBlockValues(block, words);
+  const result = new Map<string, DecodedValue>();
+  block.points.forEach((placed, i) => {
+    result.set(placed.key, values[i] as DecodedValue);
+  });
+  return result;
 }
 
 const F32_MAX = 3.4028234663852886e38;

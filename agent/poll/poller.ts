@@ -4,7 +4,7 @@
  * poller only decides *when* and *in which order* (priority); a device in back-off costs nothing here, and a slow
  * device holds back only the cycle it is in, never the schedule of the others.
  */
-import { decodeBlock } from '../../hardware/codec.js';
+import { decodeBlockValues } from '../../hardware/codec.js';
 import { type ModbusBus, ModbusError, type ReadBlock } from '../../hardware/modbus/types.js';
 import type { DecodedValue } from '../../hardware/profile/types.js';
 import type { Clock, TimerHandle } from '../clock.js';
@@ -62,8 +62,19 @@ export interface CycleResult {
   readonly failures: number;
 }
 
+/** What the poller does with each point of a block, worked out once: the hot loop only looks it up. */
+interface BlockSlots {
+  readonly block: ReadBlock;
+  /** Per point, in block order: its ledger unit when it is recorded, else undefined. */
+  readonly recorded: readonly (LedgerUnit | undefined)[];
+  /** The last answer to this block and when it came; `latest()` decodes it on demand. */
+  words: number[] | undefined;
+  t: number;
+}
+
 interface DeviceRuntime {
   readonly target: PollTarget;
+  readonly blocks: readonly BlockSlots[];
   nextDue: number;
   inFlight: boolean;
   state: DeviceState;
@@ -74,8 +85,6 @@ interface DeviceRuntime {
   cycles: number;
   failedCycles: number;
   overruns: number;
-  readonly values: Map<string, PointValue>;
-  readonly units: Map<string, LedgerUnit>;
 }
 
 export interface PollerOptions {
@@ -100,12 +109,17 @@ export class Poller {
     this.devices = targets.map((target) => {
       if (names.has(target.name)) throw new Error(`poller: device name '${target.name}' is used twice`);
       names.add(target.name);
-      const units = new Map<string, LedgerUnit>();
-      for (const block of target.blocks) {
-        for (const placed of block.points) units.set(placed.key, ledgerUnitFor(placed.point.unit));
-      }
+      const blocks = target.blocks.map((block) => ({
+        block,
+        recorded: block.points.map((placed) =>
+          target.record.has(placed.key) ? ledgerUnitFor(placed.point.unit) : undefined,
+        ),
+        words: undefined,
+        t: 0,
+      }));
       return {
         target,
+        blocks,
         nextDue: 0,
         inFlight: false,
         state: 'unknown',
@@ -116,8 +130,6 @@ export class Poller {
         cycles: 0,
         failedCycles: 0,
         overruns: 0,
-        values: new Map(),
-        units,
       };
     });
   }
@@ -165,7 +177,17 @@ export class Poller {
   latest(name: string): ReadonlyMap<string, PointValue> {
     const device = this.devices.find((d) => d.target.name === name);
     if (device === undefined) throw new Error(`poller: no device named '${name}'`);
-    return device.values;
+    const values = new Map<string, PointValue>();
+    for (const slots of device.blocks) {
+      if (slots.words === undefined) continue;
+      // Decoded when asked, not every cycle: status and setpoints look rarely, the poller reads constantly.
+      const decoded = decodeBlockValues(slots.block, slots.words);
+      slots.block.points.forEach((placed, i) => {
+        const value = decoded[i];
+        if (value !== undefined) values.set(placed.key, { value, unit: placed.point.unit, t: slots.t });
+      });
+    }
+    return values;
   }
 
   private schedule(): void {
@@ -243,7 +265,9 @@ export class Poller {
     let answeredBlocks = 0;
     let lastError: string | undefined;
     device.lastAttempt = clock.now();
-    for (const block of target.blocks) {
+    const deviceName = target.name;
+    for (const slots of device.blocks) {
+      const { block, recorded } = slots;
       let words: number[];
       try {
         words = await target.bus.read(target.unit, block.function, block.start, block.count);
@@ -256,9 +280,9 @@ export class Poller {
       }
       answeredBlocks++;
       const t = clock.now();
-      let decoded: Map<string, DecodedValue>;
+      let decoded: DecodedValue[];
       try {
-        decoded = decodeBlock(block, words);
+        decoded = decodeBlockValues(block, words);
       } catch (error) {
         failedBlocks++;
         lastError = `device '${target.name}': could not decode registers ${block.start}+${block.count}: ${
@@ -266,18 +290,26 @@ export class Poller {
         }`;
         continue;
       }
-      for (const placed of block.points) {
-        const value = decoded.get(placed.key);
-        if (value === undefined) continue;
-        device.values.set(placed.key, { value, unit: placed.point.unit, t });
-        if (!target.record.has(placed.key) || typeof value !== 'number') continue;
-        const unit = device.units.get(placed.key) ?? ledgerUnitFor(placed.point.unit);
+      slots.words = words;
+      slots.t = t;
+      const points = block.points;
+      for (let i = 0; i < points.length; i++) {
+        const unit = recorded[i];
+        if (unit === undefined) continue;
+        const value = decoded[i];
+        if (typeof value !== 'number') continue;
         const integer = toLedgerInteger(value, unit);
         if (integer === undefined) continue;
         records.push({
           type: 'reading',
           time: t,
-          body: { device: target.name, point: placed.key, t, value: integer, unit: unit.unit },
+          body: {
+            device: deviceName,
+            point: (points[i] as ReadBlock['points'][number]).key,
+            t,
+            value: integer,
+            unit: unit.unit,
+          },
         });
       }
     }

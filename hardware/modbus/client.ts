@@ -1,16 +1,18 @@
 /**
- * Modbus buses over modbus-serial: Modbus TCP, RTU on a serial line and RTU frames over a TCP socket (a transparent
- * serial gateway). Each bus has one serialized queue (requests never overlap on the wire), connects lazily, reconnects
+ * Modbus buses: Modbus TCP (our own MBAP framing on node:net, see mbap.ts for why), RTU on a serial line and RTU
+ * frames over a TCP socket (a transparent serial gateway), the latter two on modbus-serial. Each bus has one serialized queue (requests never overlap on the wire), connects lazily, reconnects
  * after a loss, and keeps per-unit back-off so a dead device never slows the others. Every rejection is a ModbusError
  * that names the bus, the endpoint, the unit and the register range, and says what to check.
  *
  * This is the only module that imports modbus-serial.
  */
+import { createConnection, type Socket } from 'node:net';
 import ModbusSerial from 'modbus-serial';
 import type { HardwareClock, HardwareLogger } from '../clock.js';
 import { silentLogger } from '../clock.js';
 import type { ReadFunction } from '../profile/types.js';
 import { type BackoffOptions, DEFAULT_BACKOFF, UnitBackoff } from './backoff.js';
+import { decodeMbapAnswer, encodeMbapRequest, MbapFramer, type MbapRequest } from './mbap.js';
 import { SerialQueue } from './queue.js';
 import { RtuResponseFramer, rtuInterFrameMs } from './rtu.js';
 import { type DeviceHealth, EXCEPTION_NAMES, type ModbusBus, ModbusError, type ModbusErrorKind } from './types.js';
@@ -210,19 +212,50 @@ function isByteSource(x: unknown): x is ByteSource {
 }
 
 /** One open connection (or open serial port) and the request waiting on it. */
-class Link {
+abstract class Link {
   open = true;
   /** Rejects the request in flight when the link dies under it. */
   pending: ((kind: ModbusErrorKind, reason: string) => void) | undefined;
-
-  framer: RtuResponseFramer | undefined;
-
-  constructor(readonly client: Client) {}
 
   lost(kind: ModbusErrorKind, reason: string): void {
     if (!this.open) return;
     this.open = false;
     this.pending?.(kind, reason);
+  }
+}
+
+/** A modbus-serial client (RTU on a serial port, or RTU frames over TCP). */
+class SerialLink extends Link {
+  framer: RtuResponseFramer | undefined;
+  /** performance.now() of the last byte received, to tell when the line has gone quiet. */
+  lastByteAt = 0;
+
+  constructor(readonly client: Client) {
+    super();
+  }
+}
+
+/** The answer a Modbus TCP link waits for. */
+interface Awaited {
+  readonly tid: number;
+  readonly unit: number;
+  readonly request: MbapRequest;
+  readonly settle: (answer: { registers?: number[] } | ModbusError) => void;
+}
+
+/** A Modbus TCP connection on a node:net socket. */
+class MbapLink extends Link {
+  readonly framer = new MbapFramer();
+  waiting: Awaited | undefined;
+  private tid = 0;
+
+  constructor(readonly socket: Socket) {
+    super();
+  }
+
+  nextTid(): number {
+    this.tid = (this.tid + 1) & 0xffff;
+    return this.tid;
   }
 }
 
@@ -361,6 +394,7 @@ class Bus implements ModbusBusHandle {
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) {
         this.logger.debug({ bus: this.name, unit, op: describeOp(op), error: last?.message }, 'modbus retry');
+        await this.awaitQuietLine();
       }
       try {
         const result = await this.attempt(unit, op);
@@ -393,6 +427,23 @@ class Bus implements ModbusBusHandle {
     throw failure;
   }
 
+  /**
+   * Before a retry on a serial line: a late answer may still be arriving, and a request sent into it collides on the
+   * half-duplex bus. Waits until no byte has come for the inter-frame time (at most one request timeout).
+   */
+  private async awaitQuietLine(): Promise<void> {
+    const link = this.link;
+    if (!(link instanceof SerialLink) || !link.open) return;
+    const quiet = Math.max(this.opts.interFrameMs, 1);
+    const deadline = performance.now() + this.opts.timeoutMs;
+    for (;;) {
+      const now = performance.now();
+      const wait = link.lastByteAt + quiet - now;
+      if (wait <= 0 || now >= deadline) return;
+      await sleep(Math.min(wait, deadline - now));
+    }
+  }
+
   private async attempt(unit: number, op: Op): Promise<unknown> {
     // An open link is used without an await, so the request is on the wire before the previous answer's caller
     // runs its continuation (decoding overlaps the next round trip instead of delaying it).
@@ -415,6 +466,93 @@ class Bus implements ModbusBusHandle {
   }
 
   private exchange(link: Link, unit: number, op: Op): Promise<unknown> {
+    if (link instanceof MbapLink) return this.exchangeMbap(link, unit, op);
+    return this.exchangeSerial(link as SerialLink, unit, op);
+  }
+
+  /** One Modbus TCP request and its answer, matched by transaction id; late answers to earlier ids are dropped. */
+  private exchangeMbap(link: MbapLink, unit: number, op: Op): Promise<unknown> {
+    const request: MbapRequest =
+      op.type === 'read'
+        ? { fn: op.fn, start: op.start, count: op.count }
+        : op.single
+          ? { fn: 6, start: op.start, value: op.values[0] as number }
+          : { fn: 16, start: op.start, values: op.values };
+    const tid = link.nextTid();
+    return new Promise<unknown>((resolve, reject) => {
+      const settle = (answer: { registers?: number[] } | ModbusError) => {
+        if (link.waiting?.tid !== tid) return;
+        link.waiting = undefined;
+        link.pending = undefined;
+        clearTimeout(timer);
+        if (answer instanceof ModbusError) reject(answer);
+        else resolve(answer.registers);
+      };
+      const timer = setTimeout(() => settle(this.timeoutError(link, unit, op)), this.opts.timeoutMs);
+      link.waiting = { tid, unit, request, settle };
+      link.pending = (kind, reason) => settle(this.fail(kind, unit, op, reason));
+      link.socket.write(encodeMbapRequest(tid, unit, request));
+    });
+  }
+
+  /** Frames arrived on a Modbus TCP link: the one we wait for settles its request. */
+  private onMbapData(link: MbapLink, chunk: Buffer): void {
+    let frames: ReturnType<MbapFramer['push']>;
+    try {
+      frames = link.framer.push(chunk);
+    } catch (err) {
+      this.logger.warn({ bus: this.name, endpoint: this.endpoint, error: messageOf(err) }, 'modbus stream corrupt');
+      link.lost('bad-response', `${messageOf(err)}; the connection was dropped`);
+      link.socket.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      const waiting = link.waiting;
+      if (waiting === undefined || frame.tid !== waiting.tid) {
+        this.logger.debug({ bus: this.name, tid: frame.tid }, 'modbus answer to no pending request dropped');
+        continue;
+      }
+      const op = this.opOf(waiting.request);
+      if (frame.unit !== waiting.unit) {
+        waiting.settle(
+          this.fail(
+            'bad-response',
+            waiting.unit,
+            op,
+            `the answer came from unit ${frame.unit} instead of ${waiting.unit}: check the gateway's unit mapping`,
+          ),
+        );
+        continue;
+      }
+      const answer = decodeMbapAnswer(waiting.request, frame.pdu);
+      if (answer.ok) waiting.settle(answer);
+      else if ('exception' in answer) waiting.settle(this.exceptionError(waiting.unit, op, answer.exception));
+      else waiting.settle(this.fail('bad-response', waiting.unit, op, `malformed answer (${answer.malformed})`));
+    }
+  }
+
+  private opOf(request: MbapRequest): Op {
+    if (request.fn === 3 || request.fn === 4) {
+      return { type: 'read', fn: request.fn, start: request.start, count: request.count };
+    }
+    if (request.fn === 6) return { type: 'write', start: request.start, values: [request.value], single: true };
+    return { type: 'write', start: request.start, values: request.values, single: false };
+  }
+
+  private exceptionError(unit: number, op: Op, code: number): ModbusError {
+    const name = EXCEPTION_NAMES[code] ?? 'unknown exception';
+    const hint =
+      code === 2
+        ? ': the device has no such registers, check the register map (profile) and the address base'
+        : code === 3
+          ? ': the device refused the value or the count'
+          : code === 1
+            ? ': the device does not support this function'
+            : '';
+    return this.fail('exception', unit, op, `exception ${code} (${name})${hint}`, code);
+  }
+
+  private exchangeSerial(link: SerialLink, unit: number, op: Op): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       let settled = false;
       const finish = (error: ModbusError | undefined, value?: unknown) => {
@@ -480,7 +618,7 @@ class Bus implements ModbusBusHandle {
   }
 
   private timeoutError(link: Link, unit: number, op: Op): ModbusError {
-    if (link.framer?.badCrcSeen) {
+    if (link instanceof SerialLink && link.framer?.badCrcSeen) {
       return this.crcFailure(
         unit,
         op,
@@ -502,19 +640,7 @@ class Bus implements ModbusBusHandle {
   private mapError(err: unknown, link: Link, unit: number, op: Op): ModbusError {
     const e = (typeof err === 'object' && err !== null ? err : {}) as ErrnoLike;
     const message = messageOf(err);
-    if (typeof e.modbusCode === 'number') {
-      const code = e.modbusCode;
-      const name = EXCEPTION_NAMES[code] ?? 'unknown exception';
-      const hint =
-        code === 2
-          ? ': the device has no such registers, check the register map (profile) and the address base'
-          : code === 3
-            ? ': the device refused the value or the count'
-            : code === 1
-              ? ': the device does not support this function'
-              : '';
-      return this.fail('exception', unit, op, `exception ${code} (${name})${hint}`, code);
-    }
+    if (typeof e.modbusCode === 'number') return this.exceptionError(unit, op, e.modbusCode);
     if (e.errno === 'ETIMEDOUT' || message === 'Timed out') return this.timeoutError(link, unit, op);
     const wrongUnit = /expected address (\d+) got (\d+)/.exec(message);
     if (wrongUnit) {
@@ -543,8 +669,9 @@ class Bus implements ModbusBusHandle {
     if (this.link?.open) return this.link;
     this.link = undefined;
     const o = this.opts.raw;
+    if (o.kind === 'tcp') return this.connectMbap(o, unit, op);
     const client = new ModbusRTU();
-    const link = new Link(client);
+    const link = new SerialLink(client);
     const onPortError = (err: unknown) => {
       if (link.open) {
         this.logger.warn({ bus: this.name, endpoint: this.endpoint, error: messageOf(err) }, 'modbus port error');
@@ -559,8 +686,7 @@ class Bus implements ModbusBusHandle {
     });
     try {
       let opening: Promise<void>;
-      if (o.kind === 'tcp') opening = client.connectTCP(o.host, { port: o.port ?? 502 });
-      else if (o.kind === 'rtu-over-tcp') opening = client.connectTelnet(o.host, { port: o.port });
+      if (o.kind === 'rtu-over-tcp') opening = client.connectTelnet(o.host, { port: o.port });
       else {
         opening = client.connectRTUBuffered(o.path, {
           baudRate: o.baudRate,
@@ -572,7 +698,7 @@ class Bus implements ModbusBusHandle {
       opening.catch(() => {}); // awaited below; avoids an unhandled rejection when the timeout wins
       const port = portOf(client);
       port?.on('error', onPortError);
-      if (o.kind !== 'tcp') link.framer = this.installFramer(port);
+      link.framer = this.installFramer(port, link);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -608,7 +734,7 @@ class Bus implements ModbusBusHandle {
    * timeouts, and can pick up stale bytes) with RtuResponseFramer: fresh buffer per request, CRC-checked resync,
    * wrong unit ids reported. Falls back to the library's framing if its internals ever change.
    */
-  private installFramer(port: PortInternals | undefined): RtuResponseFramer | undefined {
+  private installFramer(port: PortInternals | undefined, link: SerialLink): RtuResponseFramer | undefined {
     const source = port?._client;
     if (!port || !isByteSource(source)) {
       this.logger.warn({ bus: this.name }, 'modbus-serial port internals not as expected: using its own RTU framing');
@@ -622,7 +748,10 @@ class Bus implements ModbusBusHandle {
       }
     });
     source.removeAllListeners('data');
-    source.on('data', (chunk: Buffer) => framer.push(chunk));
+    source.on('data', (chunk: Buffer) => {
+      link.lastByteAt = performance.now();
+      framer.push(chunk);
+    });
     const write = port.write.bind(port);
     port.write = (data: Buffer) => {
       framer.expect(data);
@@ -636,7 +765,64 @@ class Bus implements ModbusBusHandle {
     this.link = undefined;
     if (!link) return;
     link.lost(kind, reason);
-    await shutdown(link.client, this.opts.raw.kind);
+    if (link instanceof MbapLink) await closeSocket(link.socket);
+    else await shutdown((link as SerialLink).client, this.opts.raw.kind);
+  }
+
+  /** Opens a Modbus TCP connection on a node:net socket. */
+  private async connectMbap(o: TcpBusOptions, unit: number, op: Op): Promise<Link> {
+    const socket = createConnection({ host: o.host, port: o.port ?? 502 });
+    socket.setNoDelay(true);
+    const link = new MbapLink(socket);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no connection within ${this.opts.connectTimeoutMs} ms`));
+        }, this.opts.connectTimeoutMs);
+        const onError = (err: Error) => {
+          cleanup();
+          reject(err);
+        };
+        const onConnect = () => {
+          cleanup();
+          resolve();
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          socket.off('error', onError);
+          socket.off('connect', onConnect);
+        };
+        socket.once('error', onError);
+        socket.once('connect', onConnect);
+      });
+    } catch (err) {
+      link.open = false;
+      socket.destroy();
+      throw this.fail(
+        'connection',
+        unit,
+        op,
+        `cannot open ${this.endpoint}: ${messageOf(err)}; check the address and port, that the device is on the ` +
+          'network and that its Modbus TCP server is enabled',
+      );
+    }
+    // Listeners before anything else can happen: an 'error' event without a listener would crash the process.
+    socket.on('error', (err) => {
+      if (link.open) {
+        this.logger.warn({ bus: this.name, endpoint: this.endpoint, error: err.message }, 'modbus connection error');
+      }
+      link.lost('connection', `connection error: ${err.message}`);
+    });
+    socket.on('close', () => {
+      if (link.open) this.logger.info({ bus: this.name, endpoint: this.endpoint }, 'modbus connection closed');
+      link.lost('connection', 'the connection was closed by the other end');
+    });
+    socket.on('data', (chunk: Buffer) => this.onMbapData(link, chunk));
+    this.counters.connects += 1;
+    this.logger.debug({ bus: this.name, endpoint: this.endpoint }, 'modbus connected');
+    this.link = link;
+    return link;
   }
 }
 
@@ -654,5 +840,21 @@ function shutdown(client: Client, kind: ModbusBusOptions['kind']): Promise<void>
     } catch {
       done();
     }
+  });
+}
+
+/** Closes a socket without ever throwing or hanging. */
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (socket.destroyed) return resolve();
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve();
+    }, 1000);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.end();
   });
 }
