@@ -294,6 +294,8 @@ const paramSchemas: Readonly<Record<SimDeviceKind, TSchema>> = {
     phases: Opt(PhaseCount()),
     phase: Opt(PhaseNumber()),
     nominalVoltageV: Opt(Positive()),
+    initialChargedWh: Opt(NonNegative()),
+    initialDischargedWh: Opt(NonNegative()),
   }),
   'building-load': Strict({
     profile: Opt(Type.Unsafe<string>({ type: 'string', enum: [...LOAD_PROFILES] })),

@@ -1,6 +1,6 @@
 /** mgmc keygen, mgmc key show. */
-import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { generateKeyPair, toChecksumAddress } from '../identity/keys.js';
 import { KeystoreError, readKeystoreFile, writeKeystoreFile } from '../identity/keystore.js';
 import { CommandError, EXIT, getPassphrase, type Io } from './io.js';
@@ -13,6 +13,8 @@ export async function keygen(
   const passphrase = await getPassphrase(io, 'create');
   const pair = generateKeyPair();
   try {
+    // A fresh checkout has no keys/ directory yet; keys deserve a directory only the owner can enter.
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await writeKeystoreFile(path, pair.privateKey, passphrase, { kdf: options.kdf, overwrite: options.force });
   } catch (err) {
     if (err instanceof KeystoreError && err.code === 'EXISTS') {

@@ -776,7 +776,10 @@ function preferredScaleFactor(users: readonly PointDef[]): number {
   }
 }
 
-/** Registers for a value; saturates at the type's limits (never on its sentinel) instead of failing. */
+/**
+ * Registers for a value; saturates at the type's limits, or rolls an accumulator over, instead of failing, and never
+ * lands on the "not implemented" sentinel.
+ */
 function encodeFor(point: PointDef, value: Value, sf: number | undefined): number[] {
   if (value === null) {
     const kind = point.type;
@@ -797,6 +800,8 @@ function encodeFor(point: PointDef, value: Value, sf: number | undefined): numbe
     if (!(error instanceof CodecError) || !isIntegerType(point.type) || !Number.isFinite(scaled)) throw error;
     const [min, max] = integerRange(point.type).map(Number) as [number, number];
     let raw = Math.round(scaled / (point.scale * 10 ** (sf ?? 0)));
+    // An accumulator rolls over like the real counter (SunSpec acc types); anything else saturates.
+    if (point.type.startsWith('acc') && raw > max) raw %= max + 1;
     raw = Math.min(max, Math.max(min, raw));
     while (point.notImplemented.some((s) => Number(s) === raw)) raw += raw > 0 ? -1 : 1;
     return encodeRaw(point, raw);

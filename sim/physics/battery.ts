@@ -55,6 +55,10 @@ export interface BatteryParams {
   phase?: PhaseNumber;
   /** Pack voltage at 50 % SoC, V. Default 400. */
   nominalVoltageV?: number;
+  /** Lifetime counter of the energy taken from the grid side at the start, Wh. Default 0. */
+  initialChargedWh?: number;
+  /** Lifetime counter of the energy delivered to the grid side at the start, Wh. Default 0. */
+  initialDischargedWh?: number;
 }
 
 export type BatteryStatus = 'idle' | 'charging' | 'discharging' | 'full' | 'empty';
@@ -98,11 +102,11 @@ export interface BatterySnapshot {
   readonly socMaxPct: number;
   readonly maxChargeW: number;
   readonly maxDischargeW: number;
-  /** Energy taken from the grid side, Wh (monotonic). */
+  /** Energy taken from the grid side, Wh (monotonic, from initialChargedWh). */
   readonly chargedEnergyWh: number;
-  /** Energy delivered to the grid side, Wh (monotonic). */
+  /** Energy delivered to the grid side, Wh (monotonic, from initialDischargedWh). */
   readonly dischargedEnergyWh: number;
-  /** Energy lost to self-discharge, Wh (monotonic). */
+  /** Energy lost to self-discharge since the start, Wh (monotonic). */
   readonly selfDischargeEnergyWh: number;
   readonly packVoltageV: number;
   readonly voltageV: number;
@@ -148,9 +152,12 @@ export class Battery implements PowerFlow {
   private readonly env: BatteryEnvironment;
   private t: number;
   private energyWh: number;
+  /** Since the start; the lifetime counters add the initial values. */
   private chargedWh = 0;
   private dischargedWh = 0;
   private selfDischargeWh = 0;
+  private readonly initialChargedWh: number;
+  private readonly initialDischargedWh: number;
   private power: TimedSetpoint<number> | undefined;
   private rates: TimedSetpoint<{ storCtlMod: number; inWRtePct: number; outWRtePct: number }> | undefined;
 
@@ -176,6 +183,8 @@ export class Battery implements PowerFlow {
     this.nominalVoltageV = positive(params.nominalVoltageV ?? 400, `${what}: nominalVoltageV`);
     const { phases, phase } = checkPhases(params.phases, params.phase, what);
     this.shares = phaseShares(phases, phase);
+    this.initialChargedWh = nonNegative(params.initialChargedWh ?? 0, `${what}: initialChargedWh`);
+    this.initialDischargedWh = nonNegative(params.initialDischargedWh ?? 0, `${what}: initialDischargedWh`);
     this.env = env;
     this.t = env.startMs;
   }
@@ -339,8 +348,8 @@ export class Battery implements PowerFlow {
       socMaxPct: this.socMaxPct,
       maxChargeW: this.maxChargeW,
       maxDischargeW: this.maxDischargeW,
-      chargedEnergyWh: this.chargedWh,
-      dischargedEnergyWh: this.dischargedWh,
+      chargedEnergyWh: this.initialChargedWh + this.chargedWh,
+      dischargedEnergyWh: this.initialDischargedWh + this.dischargedWh,
       selfDischargeEnergyWh: this.selfDischargeWh,
       packVoltageV: this.nominalVoltageV * (0.92 + (0.16 * soc) / 100),
       voltageV: connectedVoltage(v, this.shares),

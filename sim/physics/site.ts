@@ -24,6 +24,7 @@ import {
   type PowerFlow,
   parseInstant,
 } from './grid.js';
+import { withInstalledHistory } from './history.js';
 import { BuildingLoad, type LoadCurtailSetpoint, type LoadParams, type LoadSnapshot } from './load.js';
 import { Meter, type MeterParams, type MeterSnapshot } from './meter.js';
 import {
@@ -146,8 +147,10 @@ export class SimSite {
       byName.set(dev.name, dev);
     }
 
+    // Counters start where the devices' years in service left them (sim/physics/history.ts), not at 0.
+    const devices = withInstalledHistory(d.devices, { seed, latitudeDeg: d.location.latitudeDeg });
     const env = { grid: this.grid, startMs: this.startMs, utcOffsetMinutes: this.utcOffsetMinutes };
-    for (const dev of d.devices) {
+    for (const dev of devices) {
       const devSeed = deriveSeed(seed, `device:${dev.name}`);
       let model: SimDevice | undefined;
       if (dev.kind === 'pv-inverter') model = new PvInverter(dev.name, dev.params, { ...env, solar: this.solar });
@@ -159,7 +162,7 @@ export class SimSite {
         this.order.push(model);
       }
     }
-    for (const dev of d.devices) {
+    for (const dev of devices) {
       if (dev.kind !== 'meter') continue;
       const flows = this.resolveMeter(dev.name, byName, []);
       const meter = new Meter(dev.name, flows, dev.params, env);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { meterAddressFromPrivateKey } from '../../../firmware-bridge/batch.js';
+import type { MeterSnapshot } from '../../../sim/physics/meter.js';
 import { SimSite } from '../../../sim/physics/site.js';
 import {
   checkSiteText,
@@ -90,6 +91,27 @@ describe('a valid site file', () => {
     expect(config.signingMeters[0]?.address).toBe(
       meterAddressFromPrivateKey(testMeterKey(config.description.seed, 's')),
     );
+  });
+
+  it('takes where the energy counters start, and leaves the rest to the installed history', () => {
+    const config = parseSiteText(
+      [
+        'devices:',
+        '  - { kind: pv-inverter, name: pv, params: { initialEnergyWh: 0 } }',
+        '  - { kind: battery, name: bat, params: { initialChargedWh: 1000, initialDischargedWh: 900 } }',
+        '  - { kind: meter, name: m, params: { initialImportWh: 5 } }',
+        '',
+      ].join('\n'),
+      'counters.yaml',
+    );
+    const site = new SimSite(config.description).snapshot().devices;
+    expect(site.pv).toMatchObject({ lifetimeEnergyWh: 0 });
+    expect(site.bat).toMatchObject({ chargedEnergyWh: 1000, dischargedEnergyWh: 900 });
+    // The meter's import is given; its export is the battery's 900 Wh less what was used behind the meter.
+    const m = site.m as MeterSnapshot;
+    expect(m.importEnergyWh).toBe(5);
+    expect(m.exportEnergyWh).toBeGreaterThanOrEqual(900 * 0.4);
+    expect(m.exportEnergyWh).toBeLessThanOrEqual(900 * 0.7);
   });
 
   it('loads from a file and names an unreadable one', () => {
