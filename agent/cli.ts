@@ -10,8 +10,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { configCheck, configSchema } from './commands/config.js';
 import { demo } from './commands/demo.js';
 import { devicesRead, devicesScan, type ScanOptions } from './commands/devices.js';
+import { type DsoChangeOptions, type DsoOptions, dsoApprove, dsoList, dsoReject, dsoRevoke } from './commands/dso.js';
 import { CommandError, EXIT, type Io, processIo } from './commands/io.js';
-import { keygen, keyShow } from './commands/key.js';
+import { keygen, keyShow, keystoreToCommandError } from './commands/key.js';
 import {
   ledgerCheckProof,
   ledgerExport,
@@ -22,6 +23,7 @@ import {
 } from './commands/ledger.js';
 import { runAgent } from './commands/run.js';
 import { type SimOptions, simCommand } from './commands/sim.js';
+import { KeystoreError } from './identity/keystore.js';
 
 function int(name: string, min: number) {
   return (value: string): number => {
@@ -168,6 +170,39 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .option('--json', 'print as JSON', false)
     .action(run((device: string, o: { config: string; json: boolean }) => devicesRead(io, device, o)));
 
+  const dso = program
+    .command('dso')
+    .description("the DSO operator's MGMC registry (works on the DSO database while the DSO runs)");
+  dso
+    .command('approve <address>')
+    .description('authorize an MGMC: its newest registration (waiting, rejected or revoked) takes effect')
+    .requiredOption('--config <file>', 'the DSO config (role: dso)')
+    .option('--by <name>', 'who decided, for the record (default: your login name)')
+    .option('--json', 'print as JSON', false)
+    .action(run((address: string, o: DsoChangeOptions) => dsoApprove(io, address, o)));
+  dso
+    .command('reject <address>')
+    .description("reject an MGMC's registration that waits for approval")
+    .requiredOption('--config <file>', 'the DSO config (role: dso)')
+    .option('--reason <text>', 'why (the MGMC operator sees it)')
+    .option('--by <name>', 'who decided, for the record (default: your login name)')
+    .option('--json', 'print as JSON', false)
+    .action(run((address: string, o: DsoChangeOptions) => dsoReject(io, address, o)));
+  dso
+    .command('revoke <address>')
+    .description('revoke an MGMC: out of the authorized set, its blocks refused, until approved again')
+    .requiredOption('--config <file>', 'the DSO config (role: dso)')
+    .option('--reason <text>', 'why (the MGMC operator sees it)')
+    .option('--by <name>', 'who decided, for the record (default: your login name)')
+    .option('--json', 'print as JSON', false)
+    .action(run((address: string, o: DsoChangeOptions) => dsoRevoke(io, address, o)));
+  dso
+    .command('list')
+    .description('list the MGMCs that registered, their status, anonym, bus and meters, and the authorized set')
+    .requiredOption('--config <file>', 'the DSO config (role: dso)')
+    .option('--json', 'print as JSON', false)
+    .action(run((o: DsoOptions) => dsoList(io, o)));
+
   program
     .command('sim')
     .description('start a simulated site (Modbus TCP servers, RTU on ptys, signing meters) and print its endpoints')
@@ -197,12 +232,14 @@ export async function main(argv: readonly string[], io: Io = processIo()): Promi
   try {
     await program.parseAsync(argv as string[]);
     return code;
-  } catch (err) {
+  } catch (caught) {
+    let err = caught;
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
         return EXIT.ok;
       return EXIT.usage;
     }
+    if (err instanceof KeystoreError) err = keystoreToCommandError(err);
     if (err instanceof CommandError) {
       io.err(`mgmc: ${err.message}`);
       return err.exitCode;

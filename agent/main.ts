@@ -10,11 +10,17 @@ import { type Catalogue, loadCatalogue } from '../hardware/profile/load.js';
 import { openSerialPort } from '../hardware/serial/port.js';
 import type { Clock, TimerHandle } from './clock.js';
 import type { AgentConfig } from './config/schema.js';
+import { loadGenesis } from './dso/genesis.js';
+import type { Address } from './identity/keys.js';
 import { readKeystoreFile } from './identity/keystore.js';
 import { signerFromPrivateKey } from './ledger/block.js';
 import type { Ledger } from './ledger/ledger.js';
 import { checkMeterBatch } from './ledger/meter-batch.js';
 import { openWritableLedger } from './ledger/open.js';
+import { EnvelopeSealer } from './link/envelope.js';
+import { MqttLink } from './link/mqtt-client.js';
+import { createMgmcSync, type MgmcSync, nextLinkSession } from './link/sync.js';
+import { LinkTopics } from './link/topics.js';
 import type { Logger } from './logger.js';
 import { Poller } from './poll/poller.js';
 import { resolveSite } from './poll/resolve.js';
@@ -40,6 +46,9 @@ export interface RunningMgmc {
   /** Devices that could not be resolved at start (discovery failed); retried in the background. */
   unresolved(): readonly { device: string; message: string }[];
   meters(): readonly MeterStatus[];
+  /** The DSO link, when the config has one. */
+  readonly sync: MgmcSync | undefined;
+  readonly link: MqttLink | undefined;
   /** Stops polling and the meters, seals what is unsealed and closes the database. */
   stop(): Promise<void>;
 }
@@ -71,6 +80,9 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
   });
   ledger.start();
   log.info({ address: key.address, db: config.store.path, height: ledger.sealedHeight }, 'ledger open');
+  // The DSO link comes up before polling so that blocks sealed from the first cycle on are shipped; the agent never
+  // waits for the broker (the outbox keeps everything until a receipt comes back).
+  const dsoLink = config.link === undefined ? undefined : startLink(config, key, store, ledger, clock, logger);
 
   const catalogue = options.catalogue ?? loadCatalogue();
   const pollLogger = logger.child({ module: 'poll' });
@@ -118,16 +130,85 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     buses: site.buses,
     unresolved: () => unresolved,
     meters: () => meters.map((m) => m.status()),
+    sync: dsoLink?.sync,
+    link: dsoLink?.link,
     async stop() {
       retryTimer?.cancel();
       await Promise.all([poller.stop(), ...extraPollers.map((p) => p.stop())]);
       await Promise.all(meters.map((m) => m.stop()));
       await Promise.all([...site.buses.values()].map((bus) => bus.close()));
       ledger.stop();
+      if (dsoLink !== undefined) {
+        dsoLink.sync.stop();
+        await dsoLink.link.close();
+      }
       store.close();
       log.info({ height: ledger.sealedHeight, lastSeq: ledger.lastSeq }, 'stopped');
     },
   };
+}
+
+/** Connects the MGMC to its DSO: registration, block shipping, receipts, the light client (agent/link/sync.ts). */
+function startLink(
+  config: AgentConfig,
+  key: { privateKey: Uint8Array; address: Address },
+  store: LedgerStore,
+  ledger: Ledger,
+  clock: Clock,
+  logger: Logger,
+): { sync: MgmcSync; link: MqttLink } {
+  const linkConfig = config.link;
+  const genesisPath = config.dso.genesis;
+  const bus = config.dso.feederBus;
+  if (linkConfig === undefined || genesisPath === undefined || bus === undefined) {
+    throw new Error('a link to the DSO needs link.url, dso.genesis and dso.feederBus in the config');
+  }
+  const genesis = loadGenesis(genesisPath);
+  if (genesis.chainId !== config.chainId) {
+    throw new Error(
+      `${genesisPath}: the DSO genesis is for chain ${genesis.chainId} but the config says chainId ` +
+        `${config.chainId}: use the genesis file of your DSO and its chain id`,
+    );
+  }
+  const signer = signerFromPrivateKey(key.privateKey, key.address);
+  const sealer = new EnvelopeSealer({ signer, chainId: config.chainId, session: nextLinkSession(store), clock });
+  const topics = new LinkTopics(config.chainId);
+  const link = new MqttLink({
+    url: linkConfig.url,
+    sealer,
+    topics,
+    clock,
+    logger,
+    keepaliveSeconds: linkConfig.keepaliveSeconds,
+    ...(linkConfig.clientId === undefined ? {} : { clientId: linkConfig.clientId }),
+    ...(linkConfig.username === undefined ? {} : { username: linkConfig.username }),
+    ...(linkConfig.password === undefined ? {} : { password: linkConfig.password.reveal() }),
+    ...(linkConfig.tls === undefined ? {} : { tls: linkConfig.tls }),
+  });
+  const pruneAfterDays = config.ledger.pruneAfterDays;
+  const sync = createMgmcSync({
+    store,
+    ledger,
+    link,
+    sealer,
+    topics,
+    genesis,
+    registration: {
+      meters: config.meters.map((m) => m.address),
+      bus,
+      trade: config.dso.trade,
+      anonymEpoch: config.dso.anonymEpoch,
+    },
+    privateKey: key.privateKey,
+    clock,
+    logger,
+    maxBlockBytes: linkConfig.maxBlockBytes,
+    outboxOptions: { receiptTimeoutMs: linkConfig.receiptTimeoutMs },
+    ...(pruneAfterDays === undefined ? {} : { pruneAfterMs: pruneAfterDays * 86_400_000 }),
+  });
+  sync.start();
+  link.connect();
+  return { sync, link };
 }
 
 type MeterConfig = AgentConfig['meters'][number];

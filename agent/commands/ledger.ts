@@ -6,11 +6,14 @@ import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/index.js';
 import { toHex } from '../identity/bytes.js';
 import { readKeystoreFile } from '../identity/keystore.js';
+import { AnchorStore } from '../ledger/anchor-store.js';
 import { decodeHeader, signerFromPrivateKey } from '../ledger/block.js';
+import { PRUNED_THROUGH_META } from '../ledger/light-client.js';
 import { openLedgerStore, openWritableLedger } from '../ledger/open.js';
 import { buildRecordProof, checkRecordProof } from '../ledger/proof.js';
+import { type AnchorReport, anchorReport, ledgerSource } from '../ledger/pruning.js';
 import { decodeRecord } from '../ledger/records.js';
-import { ExportFormatError, exportJsonl, jsonlSource, storeSource } from '../ledger/sources.js';
+import { ExportFormatError, exportJsonl, jsonlSource } from '../ledger/sources.js';
 import { syntheticReadings } from '../ledger/synthetic.js';
 import { type VerifyReport, verifyChain } from '../ledger/verify.js';
 import type { LedgerStore } from '../store/ledger-store.js';
@@ -27,20 +30,65 @@ function openExisting(db: string): LedgerStore {
   }
 }
 
-export function describeReport(report: VerifyReport, source: string): string {
+/** Runs of heights as text: "1-40, 42". */
+function runs(ranges: readonly { first: number; last: number }[], max = 8): string {
+  const text = ranges.slice(0, max).map((r) => (r.first === r.last ? `${r.first}` : `${r.first}-${r.last}`));
+  return `${text.join(', ')}${ranges.length > max ? `, … (${ranges.length - max} more run(s))` : ''}`;
+}
+
+/** The anchoring part of the verify report: the anchored height, the blocks with receipts, receipt problems. */
+export function describeAnchors(anchors: AnchorReport): string {
+  const lines = [
+    anchors.receipts === 0
+      ? 'anchored: none (no DSO receipt yet)'
+      : `anchored through block ${anchors.anchoredHeight} (DSO height ${anchors.dsoHeight}); ` +
+        `${anchors.receipts} block(s) with receipts: ${runs(anchors.ranges)}`,
+  ];
+  for (const p of anchors.problems) lines.push(`  receipt of block ${p.height}: ${p.detail}`);
+  return lines.join('\n');
+}
+
+export function describeReport(report: VerifyReport, source: string, anchors?: AnchorReport): string {
+  const pruned =
+    report.pruned && report.pruned.length > 0
+      ? `\npruned: record bodies ${runs(report.pruned.map((r) => ({ first: r.fromSeq, last: r.toSeq })))} ` +
+        `(blocks ${runs(report.pruned.map((r) => ({ first: r.fromHeight, last: r.toHeight })))}), verified by their leaf hashes`
+      : '';
+  const anchored = anchors === undefined ? '' : `\n${describeAnchors(anchors)}`;
   if (report.ok) {
     const unsealed = report.unsealed > 0 ? `; ${report.unsealed} newer record(s) not sealed yet` : '';
     return (
       `${source}: ok — ${report.blocks} block(s), ${report.records} record(s) verified` +
       `${report.producer ? `, producer ${report.producer}` : ''}${report.chainId !== undefined ? `, chain ${report.chainId}` : ''}${unsealed}` +
-      `${report.headHash ? `\nhead ${report.headHash}` : ''}`
+      `${report.headHash ? `\nhead ${report.headHash}` : ''}${pruned}${anchored}`
     );
   }
   const p = report.problem;
   return (
     `${source}: FAILED at block ${p?.height}: ${p?.kind}${p?.seq ? ` (record ${p.seq})` : ''}\n  ${p?.detail}\n` +
-    `  ${report.blocks} block(s) before it verified.`
+    `  ${report.blocks} block(s) before it verified.${pruned}${anchored}`
   );
+}
+
+/**
+ * Receipts and pruning must agree: every receipt holds against the stored block and DSO header, and no record was
+ * pruned from a block the DSO has not anchored (its contents would be gone with nothing outside to vouch for them).
+ */
+function checkAnchors(store: LedgerStore, report: VerifyReport): AnchorReport {
+  const anchors = anchorReport(store, new AnchorStore(store.db));
+  const unanchored = (report.pruned ?? []).filter((r) => r.toHeight > anchors.anchoredHeight);
+  if (unanchored.length === 0) return anchors;
+  const first = unanchored[0] as NonNullable<VerifyReport['pruned']>[number];
+  return {
+    ...anchors,
+    problems: [
+      ...anchors.problems,
+      {
+        height: Math.max(first.fromHeight, anchors.anchoredHeight + 1),
+        detail: `records of block ${Math.max(first.fromHeight, anchors.anchoredHeight + 1)} were pruned, but the block has no DSO receipt`,
+      },
+    ],
+  };
 }
 
 export async function ledgerVerify(io: Io, options: { db?: string; file?: string; json: boolean }): Promise<number> {
@@ -48,6 +96,7 @@ export async function ledgerVerify(io: Io, options: { db?: string; file?: string
     throw new CommandError('give exactly one of --db FILE or --file EXPORT.jsonl', EXIT.usage);
   }
   let report: VerifyReport;
+  let anchors: AnchorReport | undefined;
   let label: string;
   if (options.db !== undefined) {
     label = resolve(options.db);
@@ -61,7 +110,8 @@ export async function ledgerVerify(io: Io, options: { db?: string; file?: string
       throw err;
     }
     try {
-      report = verifyChain(storeSource(store));
+      report = verifyChain(ledgerSource(store));
+      anchors = checkAnchors(store, report);
     } finally {
       store.close();
     }
@@ -75,9 +125,10 @@ export async function ledgerVerify(io: Io, options: { db?: string; file?: string
       throw err;
     }
   }
-  if (options.json) io.out(JSON.stringify({ source: label, ...report }));
-  else (report.ok ? io.out : io.err)(describeReport(report, label));
-  return report.ok ? EXIT.ok : EXIT.failed;
+  const ok = report.ok && (anchors?.problems.length ?? 0) === 0;
+  if (options.json) io.out(JSON.stringify({ source: label, ...report, ...(anchors ? { anchors } : {}) }));
+  else (ok ? io.out : io.err)(describeReport(report, label, anchors));
+  return ok ? EXIT.ok : EXIT.failed;
 }
 
 export function ledgerShow(
@@ -89,6 +140,7 @@ export function ledgerShow(
     if (options.record !== undefined) {
       const row = store.recordRange(options.record, 1)[0];
       if (row === undefined) throw new CommandError(`record ${options.record} does not exist`, EXIT.failed);
+      refusePruned(store, options.record);
       const record = decodeRecord(row.body);
       const block = store.blockForSeq(options.record);
       if (options.json) io.out(JSON.stringify({ ...record, block: block?.height ?? null }));
@@ -141,11 +193,32 @@ export function ledgerShow(
   }
 }
 
+/** A pruned record has no body left to show or prove: say so instead of failing to decode it. */
+function refusePruned(store: LedgerStore, seq: number): void {
+  const prunedThrough = Number(store.getMeta(PRUNED_THROUGH_META) ?? 0);
+  if (seq > prunedThrough) return;
+  const block = store.blockForSeq(seq);
+  throw new CommandError(
+    `record ${seq} was pruned after the DSO anchored block ${block?.height ?? '?'} (bodies are pruned through record ` +
+      `${prunedThrough}, ledger.pruneAfterDays): only its leaf hash is kept; the DSO holds the record`,
+    EXIT.failed,
+  );
+}
+
 export async function ledgerExport(io: Io, options: { db: string; format: string; out?: string }): Promise<number> {
   if (options.format !== 'jsonl')
     throw new CommandError(`unknown export format ${options.format} (supported: jsonl)`, EXIT.usage);
   const store = openExisting(options.db);
   try {
+    const prunedThrough = Number(store.getMeta(PRUNED_THROUGH_META) ?? 0);
+    if (prunedThrough > 0) {
+      // The export format (docs/protocol.md section 7) has no line for a record known only by its leaf hash.
+      throw new CommandError(
+        `records 1..${prunedThrough} of this ledger were pruned after anchoring, and the JSONL export needs every ` +
+          'record body: verify the database itself (mgmc ledger verify --db), or export from the DSO, which holds them',
+        EXIT.failed,
+      );
+    }
     const counts = await exportJsonl(store, options.out ?? process.stdout);
     if (options.out) {
       io.err(`exported ${counts.blocks} block(s) and ${counts.records} record(s) to ${resolve(options.out)}`);
@@ -269,6 +342,7 @@ export async function ledgerProve(io: Io, options: { db: string; record: number;
   const store = openExisting(options.db);
   let proof: ReturnType<typeof buildRecordProof>;
   try {
+    refusePruned(store, options.record);
     proof = buildRecordProof(store, options.record);
   } catch (err) {
     throw new CommandError((err as Error).message, EXIT.failed);

@@ -1,14 +1,15 @@
 /**
- * mgmc run --config FILE: the agent as a service. Logs are pino JSON on stdout; SIGTERM or SIGINT stops it
+ * mgmc run --config FILE: the agent as a service, in the role its config names (mgmc or dso). Logs are pino JSON on stdout; SIGTERM or SIGINT stops it
  * cleanly (polling stopped, meters closed, last block sealed, database closed) and exits 0; a bad config exits 78
  * so systemd does not restart into the same error.
  */
 import { resolve } from 'node:path';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/index.js';
+import { startDso } from '../dso/node.js';
 import { createLogger } from '../logger.js';
 import { startMgmc } from '../main.js';
-import { CommandError, EXIT, type Io } from './io.js';
+import { EXIT, type Io } from './io.js';
 
 export interface RunOptions {
   readonly config: string;
@@ -18,14 +19,11 @@ export interface RunOptions {
 
 export async function runAgent(io: Io, options: RunOptions): Promise<number> {
   const config = await loadConfig(resolve(options.config), { env: io.env });
-  if (config.role !== 'mgmc') {
-    throw new CommandError(
-      `${options.config}: role ${config.role} is not runnable yet by this version (only role: mgmc)`,
-      EXIT.config,
-    );
-  }
   const logger = createLogger({ level: config.log.level });
-  const agent = await startMgmc(config, { clock: systemClock(), logger });
+  const agent =
+    config.role === 'dso'
+      ? await startDso(config, { clock: systemClock(), logger })
+      : await startMgmc(config, { clock: systemClock(), logger });
   const stopSignal = new Promise<string>((done) => {
     const onSignal = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', onSignal);

@@ -10,6 +10,7 @@ import { isMap, isScalar, isSeq } from 'yaml';
 import { checkDevices } from './devices-check.js';
 import { explainSchemaErrors } from './explain.js';
 import { ConfigError, type ConfigIssue, sortIssues } from './issues.js';
+import { checkLink } from './link-check.js';
 import { resolveMarkedValues } from './resolve.js';
 import { type AgentConfig, agentConfigSchema } from './schema.js';
 import type { SchemaNode } from './schema-walk.js';
@@ -30,11 +31,13 @@ export interface CheckResult<T> {
 
 /**
  * Checks that need the whole config (cross-references, uniqueness). `report` takes the key path of the offending
- * value; the loader turns it into file:line:column like the schema's own problems.
+ * value; the loader turns it into file:line:column like the schema's own problems. `written` tells whether a key is
+ * in the file itself (the config has defaults filled in), e.g. to flag a key the node's role does not read.
  */
 export type CrossCheck<T> = (
   config: T,
   report: (path: readonly PathSegment[], expected: string, hint?: string) => void,
+  written?: (path: readonly PathSegment[]) => boolean,
 ) => void;
 
 export interface ConfigLoader<T> {
@@ -112,11 +115,15 @@ export function createConfigLoader<S extends TSchema>(
     // Only on a config that passed the schema: cross-checks may then rely on every type being right.
     const crossIssues: ConfigIssue[] = [];
     for (const crossCheck of crossChecks) {
-      crossCheck(data as Static<S>, (at, expected, hint) => {
-        const { line, column } = positionOf(source, at, 'value');
-        const issue: ConfigIssue = { file: path, line, column, path: formatPath(at), expected };
-        crossIssues.push(hint === undefined ? issue : { ...issue, hint });
-      });
+      crossCheck(
+        data as Static<S>,
+        (at, expected, hint) => {
+          const { line, column } = positionOf(source, at, 'value');
+          const issue: ConfigIssue = { file: path, line, column, path: formatPath(at), expected };
+          crossIssues.push(hint === undefined ? issue : { ...issue, hint });
+        },
+        (at) => source.document.hasIn(at),
+      );
     }
     if (crossIssues.length > 0) return { ok: false, issues: sortIssues(crossIssues) };
     return { ok: true, issues: [], config: data as Static<S> };
@@ -131,7 +138,7 @@ export function createConfigLoader<S extends TSchema>(
   return { check, load };
 }
 
-const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices];
+const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices, checkLink];
 
 function checkRoot(source: YamlSource): ConfigIssue | undefined {
   const root = source.document.contents;

@@ -4,6 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { devicesSections } from './devices-schema.js';
+import { linkSections } from './link-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
 export const siteSchema = Section(
@@ -58,6 +59,15 @@ export const ledgerSchema = Section(
       default: 1000,
       description: 'Seal a block as soon as it holds this many records.',
     }),
+    pruneAfterDays: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 36_500,
+        description:
+          'role mgmc: drop record bodies of blocks anchored by the DSO this many days ago (headers, signatures and ' +
+          'receipts stay); never pruned when left out.',
+      }),
+    ),
   },
   { description: 'Hash-chained ledger: a block is sealed by time or by size, whichever comes first.' },
 );
@@ -87,6 +97,7 @@ export const agentConfigSchema = Section(
     store: storeSchema,
     ledger: ledgerSchema,
     log: logSchema,
+    ...linkSections,
     ...devicesSections,
   },
   { title: 'mgmc-agent configuration', description: 'Configuration file of the microgrid master controller agent.' },

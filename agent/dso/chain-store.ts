@@ -137,6 +137,21 @@ interface RawEntry {
   header_hash: Buffer;
 }
 
+function toAccepted(r: RawAccepted | undefined): StoredAcceptedBlock | undefined {
+  if (r === undefined) return undefined;
+  return {
+    id: r.id,
+    mgmc: r.mgmc,
+    height: r.height,
+    hash: r.hash,
+    header: r.header,
+    signature: r.signature,
+    ...(r.records === null ? {} : { records: r.records }),
+    ...(r.records_ref === null ? {} : { recordsRef: r.records_ref }),
+    received: r.received,
+  };
+}
+
 const toEntry = (r: RawEntry): DsoEntryRow => ({
   height: r.height,
   index: r.idx,
@@ -148,6 +163,9 @@ const toEntry = (r: RawEntry): DsoEntryRow => ({
 export class DsoChainStore {
   private readonly insertAcceptedStmt;
   private readonly acceptedStmt;
+  private readonly lastAcceptedStmt;
+  private readonly lastAcceptedHeightStmt;
+  private readonly acceptedHashStmt;
   private readonly pendingStmt;
   private readonly pendingCountStmt;
   private readonly insertBlockStmt;
@@ -164,6 +182,7 @@ export class DsoChainStore {
   private readonly getMetaStmt;
   private readonly setMetaStmt;
   private readonly insertBlockTx;
+  private readonly runTx;
 
   constructor(readonly db: SqliteDatabase) {
     this.insertAcceptedStmt = db.prepare(
@@ -171,6 +190,14 @@ export class DsoChainStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mgmc, height) DO NOTHING`,
     );
     this.acceptedStmt = db.prepare('SELECT * FROM accepted_mgmc_blocks WHERE mgmc = ? AND height = ?');
+    // Both walk the unique (mgmc, height) index backwards: one row, no sort.
+    this.lastAcceptedStmt = db.prepare(
+      'SELECT * FROM accepted_mgmc_blocks WHERE mgmc = ? ORDER BY height DESC LIMIT 1',
+    );
+    this.lastAcceptedHeightStmt = db
+      .prepare('SELECT height FROM accepted_mgmc_blocks WHERE mgmc = ? ORDER BY height DESC LIMIT 1')
+      .pluck();
+    this.acceptedHashStmt = db.prepare('SELECT hash FROM accepted_mgmc_blocks WHERE mgmc = ? AND height = ?').pluck();
     this.pendingStmt = db.prepare(
       `SELECT a.id, a.mgmc, a.height, a.hash FROM accepted_mgmc_blocks a
        WHERE NOT EXISTS (SELECT 1 FROM dso_entries e WHERE e.mgmc = a.mgmc AND e.mgmc_height = a.height)
@@ -201,6 +228,7 @@ export class DsoChainStore {
     this.setMetaStmt = db.prepare(
       'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
+    this.runTx = db.transaction((fn: () => unknown) => fn());
     this.insertBlockTx = db.transaction((block: DsoBlockRow, entries: readonly DsoEntryRow[]) => {
       this.insertBlockStmt.run(block.height, block.hash, block.kind, block.header, block.seals);
       for (const e of entries) this.insertEntryStmt.run(e.height, e.index, e.mgmc, e.mgmcHeight, e.headerHash);
@@ -232,20 +260,32 @@ export class DsoChainStore {
     return { status: 'conflict', storedHash: stored?.hash ?? new Uint8Array(0) };
   }
 
+  /**
+   * Runs `fn` in one IMMEDIATE transaction: the write lock is taken up front, so another process writing meanwhile
+   * makes this wait (busy timeout) instead of failing on commit, and everything `fn` inserts costs one commit (one
+   * fsync). Inside another transaction it joins it (a savepoint). Rolls back and rethrows when `fn` throws.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.runTx.immediate(fn) as T;
+  }
+
   acceptedBlock(mgmc: string, height: number): StoredAcceptedBlock | undefined {
-    const r = this.acceptedStmt.get(mgmc, height) as RawAccepted | undefined;
-    if (r === undefined) return undefined;
-    return {
-      id: r.id,
-      mgmc: r.mgmc,
-      height: r.height,
-      hash: r.hash,
-      header: r.header,
-      signature: r.signature,
-      ...(r.records === null ? {} : { records: r.records }),
-      ...(r.records_ref === null ? {} : { recordsRef: r.records_ref }),
-      received: r.received,
-    };
+    return toAccepted(this.acceptedStmt.get(mgmc, height) as RawAccepted | undefined);
+  }
+
+  /** The accepted block of `mgmc` with the greatest height (the one the next block must follow), if any. */
+  lastAccepted(mgmc: string): StoredAcceptedBlock | undefined {
+    return toAccepted(this.lastAcceptedStmt.get(mgmc) as RawAccepted | undefined);
+  }
+
+  /** Height of the last accepted block of `mgmc`, 0 before its first; reads the index only. */
+  lastAcceptedHeight(mgmc: string): number {
+    return (this.lastAcceptedHeightStmt.get(mgmc) as number | undefined) ?? 0;
+  }
+
+  /** Hash of the accepted block of `mgmc` at `height`, without reading its records. */
+  acceptedHash(mgmc: string, height: number): Uint8Array | undefined {
+    return (this.acceptedHashStmt.get(mgmc, height) as Buffer | undefined) ?? undefined;
   }
 
   /** Accepted blocks not yet in any DSO block, in arrival order. */

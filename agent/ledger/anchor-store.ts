@@ -3,33 +3,13 @@
  * 1) and one anchor per own block (the DSO receipt that proves the DSO committed to it). Stores and fetches bytes;
  * what they mean is agent/ledger/light-client.ts's business.
  *
- * ANCHOR_MIGRATIONS is version 3 of the ledger database (1: ledger, 2: outbox); the opener passes all three lists.
+ * The tables are version 3 of the agent database, whose whole schema is AGENT_DB_MIGRATIONS (store/agent-db.ts).
  */
 import { equalBytes } from '../identity/bytes.js';
-import type { Migration, SqliteDatabase } from '../store/database.js';
+import { ANCHOR_MIGRATIONS } from '../store/agent-db.js';
+import type { SqliteDatabase } from '../store/database.js';
 
-export const ANCHOR_MIGRATIONS: readonly Migration[] = [
-  {
-    version: 3,
-    description: 'DSO light client: DSO headers and anchors (receipts) of own blocks',
-    sql: `
-      CREATE TABLE dso_headers (
-        height INTEGER PRIMARY KEY,
-        hash   BLOB NOT NULL UNIQUE,
-        kind   TEXT NOT NULL CHECK (kind IN ('anchor', 'validator-set')),
-        header BLOB NOT NULL,
-        seals  BLOB NOT NULL
-      ) STRICT;
-      CREATE INDEX dso_headers_kind ON dso_headers (kind, height);
-      CREATE TABLE anchors (
-        mgmc_height INTEGER PRIMARY KEY,
-        dso_height  INTEGER NOT NULL REFERENCES dso_headers (height),
-        receipt     BLOB NOT NULL
-      ) STRICT;
-      CREATE INDEX anchors_dso_height ON anchors (dso_height);
-    `,
-  },
-];
+export { ANCHOR_MIGRATIONS };
 
 export interface DsoHeaderRow {
   readonly height: number;
@@ -71,6 +51,8 @@ export class AnchorStore {
   private readonly anchorAtStmt;
   private readonly anchoredStmt;
   private readonly countStmt;
+  private readonly rangesStmt;
+  private readonly allStmt;
 
   constructor(readonly db: SqliteDatabase) {
     this.insertHeaderStmt = db.prepare(
@@ -93,6 +75,13 @@ export class AnchorStore {
       )
       .pluck();
     this.countStmt = db.prepare('SELECT count(*) FROM anchors').pluck();
+    // Runs of consecutive heights: height - row_number() is constant along a run.
+    this.rangesStmt = db.prepare(
+      `SELECT min(mgmc_height) AS first, max(mgmc_height) AS last FROM
+         (SELECT mgmc_height, mgmc_height - row_number() OVER (ORDER BY mgmc_height) AS run FROM anchors)
+       GROUP BY run ORDER BY first`,
+    );
+    this.allStmt = db.prepare('SELECT * FROM anchors ORDER BY mgmc_height');
   }
 
   /** Stores a DSO header once: the same header again is 'duplicate', another at that height 'conflict'. */
@@ -133,5 +122,15 @@ export class AnchorStore {
 
   anchorCount(): number {
     return this.countStmt.get() as number;
+  }
+
+  /** Own block heights that hold a receipt, as runs of consecutive heights [first, last], in order. */
+  anchorRanges(): { readonly first: number; readonly last: number }[] {
+    return this.rangesStmt.all() as { first: number; last: number }[];
+  }
+
+  /** Every anchor, in own-block height order (an iterator: memory stays flat). */
+  *anchors(): IterableIterator<AnchorRow> {
+    for (const row of this.allStmt.iterate() as IterableIterator<RawAnchor>) yield toAnchor(row);
   }
 }

@@ -38,6 +38,15 @@ export interface AppendResult {
   readonly lastSeq: number;
 }
 
+/** A block that was just sealed and stored. */
+export interface SealedBlockEvent {
+  readonly block: SignedBlock;
+  /** seq of the block's first record; its records are firstSeq .. firstSeq + header.count - 1. */
+  readonly firstSeq: number;
+}
+
+export type SealedBlockListener = (event: SealedBlockEvent) => void;
+
 export class LedgerError extends Error {
   override name = 'LedgerError';
 }
@@ -50,6 +59,7 @@ export class Ledger {
   private pending: Uint8Array[] = [];
   private pendingFirstSeq: number;
   private timer: TimerHandle | undefined;
+  private readonly sealedListeners = new Set<SealedBlockListener>();
 
   private constructor(private readonly options: LedgerOptions) {
     const { store, chainId, signer } = options;
@@ -156,6 +166,16 @@ export class Ledger {
     return last;
   }
 
+  /**
+   * Calls `listener` after each block is sealed and stored, in height order. A listener that throws is logged and
+   * does not fail the seal (the block is stored); one that must not miss a block after a crash keeps its own
+   * high-water mark and catches up from the store on start (the DSO link does). Returns a function that stops it.
+   */
+  onSealed(listener: SealedBlockListener): () => void {
+    this.sealedListeners.add(listener);
+    return () => this.sealedListeners.delete(listener);
+  }
+
   /** Starts the time-based sealing. */
   start(): void {
     if (this.timer) return;
@@ -203,6 +223,17 @@ export class Ledger {
     this.pending = this.pending.slice(count);
     this.pendingFirstSeq += count;
     this.options.logger?.debug({ height: header.height, count }, 'sealed block');
+    const event: SealedBlockEvent = { block, firstSeq: this.pendingFirstSeq - count };
+    for (const listener of this.sealedListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.options.logger?.error(
+          { err, height: header.height },
+          `a sealed-block listener failed on block ${header.height}; the block is stored`,
+        );
+      }
+    }
     return block;
   }
 }

@@ -2,6 +2,10 @@
  * Verification of a whole chain, from the database or from an export: every header's hash and signature, every link,
  * every record's canonical form and place, every Merkle root, every meter signature inside. Stops at the first bad
  * block and says what is wrong with it, because everything after a broken block is unanchored anyway.
+ *
+ * Pruned records (bodies dropped after the DSO anchored their block) come from the source as their leaf hash: the
+ * block's Merkle root is still checked over every leaf, so a pruned range cannot have been altered, only its contents
+ * can no longer be read. The report lists the pruned ranges.
  */
 import { equalBytes, fromHex, toHex, utf8 } from '../identity/bytes.js';
 import { SignatureVerifier } from '../identity/signing.js';
@@ -32,6 +36,14 @@ export interface Problem {
   readonly seq?: number;
 }
 
+/** A run of consecutive pruned records and the blocks it spans. */
+export interface PrunedRange {
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  readonly fromHeight: number;
+  readonly toHeight: number;
+}
+
 export interface VerifyReport {
   readonly ok: boolean;
   readonly chainId?: number;
@@ -42,6 +54,8 @@ export interface VerifyReport {
   /** Records after the last block (committed, waiting for the next seal). */
   readonly unsealed: number;
   readonly headHash?: string;
+  /** Records verified by their leaf hash only (bodies pruned), as runs; absent when nothing was pruned. */
+  readonly pruned?: readonly PrunedRange[];
   readonly problem?: Problem;
 }
 
@@ -55,11 +69,22 @@ export interface SourceBlock {
   readonly firstSeq?: number;
 }
 
-export interface SourceRecord {
+/** A record as a source gives it: its bytes, or, when its body was pruned, its leaf hash. */
+export type SourceRecord = StoredSourceRecord | PrunedSourceRecord;
+
+export interface StoredSourceRecord {
   /** The seq the source filed the record under (row id or line order). */
   readonly seq: number;
   /** Canonical bytes, or text for exports. */
   readonly bytes: Uint8Array | string;
+  readonly leaf?: undefined;
+}
+
+export interface PrunedSourceRecord {
+  readonly seq: number;
+  /** SHA-256(0x00 ‖ canonical record bytes), kept when the body was pruned. */
+  readonly leaf: Uint8Array;
+  readonly bytes?: undefined;
 }
 
 export interface ChainSource {
@@ -101,6 +126,15 @@ export function verifyChain(source: ChainSource, options: VerifyOptions = {}): V
   let nextSeq = 1;
   let blocks = 0;
   let height = 0;
+  const pruned: PrunedRange[] = [];
+  const notePruned = (seqs: readonly number[], at: number): void => {
+    for (const seq of seqs) {
+      const last = pruned[pruned.length - 1];
+      if (last !== undefined && last.toSeq + 1 === seq)
+        pruned[pruned.length - 1] = { ...last, toSeq: seq, toHeight: at };
+      else pruned.push({ fromSeq: seq, toSeq: seq, fromHeight: at, toHeight: at });
+    }
+  };
   const result = (problem?: Problem): VerifyReport => {
     let unsealed = 0;
     if (problem === undefined) {
@@ -122,6 +156,7 @@ export function verifyChain(source: ChainSource, options: VerifyOptions = {}): V
       records: nextSeq - 1,
       unsealed,
       ...(blocks > 0 ? { headHash: prev } : {}),
+      ...(pruned.length > 0 ? { pruned } : {}),
       ...(problem === undefined ? {} : { problem }),
     };
   };
@@ -161,7 +196,7 @@ export function verifyChain(source: ChainSource, options: VerifyOptions = {}): V
             `block is filed as starting at record ${block.firstSeq}, but the chain says ${nextSeq}`,
           );
         }
-        checkRecords(source, header, nextSeq, options.strict ?? false);
+        notePruned(checkRecords(source, header, nextSeq, options.strict ?? false), block.height);
         prev = toHex(digest);
         nextSeq += header.count;
         blocks++;
@@ -196,7 +231,8 @@ function parseHeader(block: SourceBlock): BlockHeader {
   }
 }
 
-function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number, strict: boolean): void {
+/** Checks one block's records; returns the seqs that were verified by their leaf hash only (pruned). */
+function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number, strict: boolean): number[] {
   const end = firstSeq + header.count;
   const rows: SourceRecord[] = [];
   for (const row of source.records(firstSeq, end)) {
@@ -219,7 +255,17 @@ function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number
   }
   // The root is checked first, over the raw bytes: when it holds, the bytes are exactly what the producer signed,
   // and the per-record checks below only look for what a producer could have got wrong.
-  const leaves = rows.map((row) => leafHash(typeof row.bytes === 'string' ? utf8(row.bytes) : row.bytes));
+  const prunedSeqs: number[] = [];
+  const leaves = rows.map((row) => {
+    if (row.leaf !== undefined) {
+      if (row.leaf.length !== 32) {
+        throw new Bad('changed-record', `record ${row.seq} was pruned but its kept leaf hash is not 32 bytes`, row.seq);
+      }
+      prunedSeqs.push(row.seq);
+      return row.leaf;
+    }
+    return leafHash(typeof row.bytes === 'string' ? utf8(row.bytes) : row.bytes);
+  });
   if (!equalBytes(merkleRoot(leaves), fromHex(header.root))) {
     const moved = rows.find((row) => {
       const inside = seqInside(row);
@@ -234,10 +280,13 @@ function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number
     }
     throw new Bad(
       'changed-record',
-      `${firstRecordProblem(rows)}the records do not match the signed Merkle root: a record was changed`,
+      `${firstRecordProblem(rows)}the records do not match the signed Merkle root: a record was changed` +
+        (prunedSeqs.length > 0 ? ` (or the leaf hash kept for one of the ${prunedSeqs.length} pruned records)` : ''),
     );
   }
   for (const row of rows) {
+    // A pruned record is covered by the root (checked above); there is no body left to look into.
+    if (row.leaf !== undefined) continue;
     let record: LedgerRecord;
     try {
       record = strict
@@ -265,11 +314,13 @@ function checkRecords(source: ChainSource, header: BlockHeader, firstSeq: number
       if (problem !== undefined) throw new Bad('bad-meter-signature', `record ${row.seq}: ${problem}`, row.seq);
     }
   }
+  return prunedSeqs;
 }
 
 /** When the root fails, a record that no longer parses is the likeliest culprit: name it. */
 function firstRecordProblem(rows: readonly SourceRecord[]): string {
   for (const row of rows) {
+    if (row.leaf !== undefined) continue;
     try {
       decodeRecord(row.bytes, `record ${row.seq}`);
     } catch {
@@ -281,6 +332,7 @@ function firstRecordProblem(rows: readonly SourceRecord[]): string {
 
 /** The seq a record's own bytes claim, when they parse far enough to say. */
 function seqInside(row: SourceRecord): number | undefined {
+  if (row.leaf !== undefined) return undefined;
   try {
     const seq = (JSON.parse(typeof row.bytes === 'string' ? row.bytes : textOf(row.bytes)) as { seq?: unknown }).seq;
     return Number.isSafeInteger(seq) ? (seq as number) : undefined;

@@ -351,7 +351,9 @@ export class MqttLink {
       this.rawPublish(topics.node(sealer.address, 'birth'), birth.bytes, false).catch(warn('birth'));
       this.rawPublish(topics.node(sealer.address, 'availability'), online.bytes, true).catch(warn('availability'));
     }
-    if (!sessionPresent) for (const entry of this.subscriptions.values()) entry.active = false;
+    // Subscribe again even when the broker says it kept the session: mosquitto 2.0 restores a persisted session
+    // after its own restart without its shared ($share/...) subscriptions, and a duplicate SUBSCRIBE is harmless.
+    for (const entry of this.subscriptions.values()) entry.active = false;
     const inactive = [...this.subscriptions.entries()].filter(([, e]) => !e.active).map(([f]) => f);
     if (inactive.length > 0) this.sendSubscribe(inactive);
     this.setState('online');

@@ -6,37 +6,14 @@
  * the outbox; sent items go back to pending when no receipt came in time or the connection was lost. Acked rows
  * are kept until pruneAcked() (for `mgmc status` and audits).
  *
- * Schema versions: OUTBOX_MIGRATIONS continues the ledger's numbering (ledger 1, outbox 2). Open the agent database
- * with `openDatabase(path, [...LEDGER_MIGRATIONS, ...OUTBOX_MIGRATIONS])`; a later ledger migration takes 3.
+ * The table is version 2 of the agent database, whose whole schema is AGENT_DB_MIGRATIONS (store/agent-db.ts): open
+ * the database with that list (or openAgentDatabase), never with a part of it.
  */
 import type { Clock } from '../clock.js';
-import type { Migration, SqliteDatabase } from '../store/database.js';
+import { OUTBOX_MIGRATIONS, OUTBOX_SCHEMA_VERSION } from '../store/agent-db.js';
+import type { SqliteDatabase } from '../store/database.js';
 
-export const OUTBOX_SCHEMA_VERSION = 2;
-
-export const OUTBOX_MIGRATIONS: readonly Migration[] = [
-  {
-    version: OUTBOX_SCHEMA_VERSION,
-    description: 'link outbox (store and forward to the DSO)',
-    sql: `
-      CREATE TABLE outbox (
-        pos        INTEGER PRIMARY KEY AUTOINCREMENT,
-        id         TEXT NOT NULL UNIQUE,
-        topic      TEXT NOT NULL,
-        kind       TEXT NOT NULL,
-        payload    BLOB NOT NULL,
-        retain     INTEGER NOT NULL DEFAULT 0 CHECK (retain IN (0, 1)),
-        created    INTEGER NOT NULL,
-        attempts   INTEGER NOT NULL DEFAULT 0,
-        state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'acked')),
-        sent_at    INTEGER,
-        acked_at   INTEGER,
-        historical INTEGER NOT NULL DEFAULT 0 CHECK (historical IN (0, 1))
-      ) STRICT;
-      CREATE INDEX outbox_open ON outbox (state, pos) WHERE state <> 'acked';
-    `,
-  },
-];
+export { OUTBOX_MIGRATIONS, OUTBOX_SCHEMA_VERSION };
 
 export type OutboxState = 'pending' | 'sent' | 'acked';
 
@@ -113,6 +90,8 @@ export class OutboxError extends Error {
 export class OutboxStore {
   private readonly insertStmt;
   private readonly nextStmt;
+  private readonly nextUnheldStmt;
+  private readonly countKindsStmt;
   private readonly getStmt;
   private readonly markSentStmt;
   private readonly ackStmt;
@@ -127,7 +106,7 @@ export class OutboxStore {
   private readonly pruneStmt;
   private readonly payloadStmt;
 
-  /** `db` must have been opened with OUTBOX_MIGRATIONS (after the ledger's). */
+  /** `db` must have been opened with AGENT_DB_MIGRATIONS (store/agent-db.ts). */
   constructor(
     readonly db: SqliteDatabase,
     private readonly clock: Clock,
@@ -135,7 +114,7 @@ export class OutboxStore {
     const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get();
     if (table === undefined) {
       throw new OutboxError(
-        `database ${db.name} has no outbox table: open it with [...LEDGER_MIGRATIONS, ...OUTBOX_MIGRATIONS] (schema version ${OUTBOX_SCHEMA_VERSION})`,
+        `database ${db.name} has no outbox table: open it with AGENT_DB_MIGRATIONS (store/agent-db.ts; the outbox is schema version ${OUTBOX_SCHEMA_VERSION})`,
       );
     }
     this.insertStmt = db
@@ -145,6 +124,14 @@ export class OutboxStore {
     this.nextStmt = db.prepare(
       "SELECT * FROM outbox WHERE state = 'pending' AND pos > ? AND state <> 'acked' ORDER BY pos LIMIT ?",
     );
+    // Held kinds travel as a JSON array, so one prepared statement serves any set of them.
+    this.nextUnheldStmt = db.prepare(
+      `SELECT * FROM outbox WHERE state = 'pending' AND pos > ? AND state <> 'acked'
+         AND kind NOT IN (SELECT value FROM json_each(?)) ORDER BY pos LIMIT ?`,
+    );
+    this.countKindsStmt = db
+      .prepare("SELECT count(*) FROM outbox WHERE state <> 'acked' AND kind IN (SELECT value FROM json_each(?))")
+      .pluck();
     this.getStmt = db.prepare('SELECT * FROM outbox WHERE id = ?');
     this.markSentStmt = db.prepare(
       "UPDATE outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ? AND state <> 'acked'",
@@ -193,9 +180,18 @@ export class OutboxStore {
     return this.db.transaction(() => items.map((item) => this.enqueue(item))).immediate();
   }
 
-  /** Pending items after position `afterPos`, in order. */
-  nextBatch(limit: number, afterPos = 0): OutboxItem[] {
-    return (this.nextStmt.all(afterPos, limit) as RawItem[]).map(toItem);
+  /** Pending items after position `afterPos`, in order, leaving out items of the `heldKinds`. */
+  nextBatch(limit: number, afterPos = 0, heldKinds: readonly string[] = []): OutboxItem[] {
+    const rows =
+      heldKinds.length === 0
+        ? this.nextStmt.all(afterPos, limit)
+        : this.nextUnheldStmt.all(afterPos, JSON.stringify(heldKinds), limit);
+    return (rows as RawItem[]).map(toItem);
+  }
+
+  /** Unacknowledged items of these kinds (pending or sent). */
+  depthOfKinds(kinds: readonly string[]): number {
+    return kinds.length === 0 ? 0 : (this.countKindsStmt.get(JSON.stringify(kinds)) as number);
   }
 
   get(id: string): OutboxItem | undefined {

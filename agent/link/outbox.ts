@@ -9,6 +9,8 @@
  *   unacked items are sent again from the oldest, and items created before that connection go out re-signed with
  *   `historical: true`, so the DSO can tell a replay from live data.
  * - An item leaves the outbox only through acknowledge(id), called when the DSO's signed receipt for it arrives.
+ * - Kinds can be held (hold/release): their items stay stored and are not sent until released, while other kinds go
+ *   on. The DSO link holds blocks until the MGMC is authorized, since the DSO would only reject them as unregistered.
  *
  * Receivers dedup by envelope id: a resend is never a second message.
  */
@@ -40,6 +42,8 @@ export interface OutboxOptions {
   readonly checkEveryMs?: number;
   /** Longest wait before retrying an item the broker refused. Default 5 min. */
   readonly maxBackoffMs?: number;
+  /** Kinds held from the start (see hold()). */
+  readonly heldKinds?: readonly string[];
 }
 
 export interface OutboxStats {
@@ -49,6 +53,9 @@ export interface OutboxStats {
   readonly inFlight: number;
   /** ms since the oldest unacknowledged item was enqueued. */
   readonly oldestPendingAgeMs: number | undefined;
+  /** Kinds held back (not sent) right now, and how many unacknowledged items they have. */
+  readonly heldKinds: readonly string[];
+  readonly held: number;
 }
 
 interface Hold {
@@ -70,6 +77,7 @@ export class Outbox {
   private readonly maxBackoffMs: number;
   private readonly inFlight = new Set<string>();
   private readonly holds = new Map<string, Hold>();
+  private readonly heldKinds = new Set<string>();
   private toMarkSent: string[] = [];
   private cursor = 0;
   private epoch = 0;
@@ -89,6 +97,7 @@ export class Outbox {
     this.checkEveryMs = options.checkEveryMs ?? Math.max(1, Math.floor(this.receiptTimeoutMs / 4));
     this.maxBackoffMs = options.maxBackoffMs ?? 300_000;
     if (!(this.maxInFlight >= 1)) throw new RangeError(`outbox maxInFlight must be >= 1, got ${this.maxInFlight}`);
+    for (const kind of options.heldKinds ?? []) this.heldKinds.add(kind);
   }
 
   /**
@@ -139,11 +148,35 @@ export class Outbox {
     return result;
   }
 
+  /**
+   * Holds items of `kinds`: they are stored (enqueue works as ever) but not sent until release(). Items already
+   * handed to the broker finish; items sent but not receipted are not resent while held.
+   */
+  hold(...kinds: string[]): void {
+    for (const kind of kinds) this.heldKinds.add(kind);
+  }
+
+  /** Sends held items of `kinds` again, from the oldest, in outbox order. */
+  release(...kinds: string[]): void {
+    let changed = false;
+    for (const kind of kinds) changed = this.heldKinds.delete(kind) || changed;
+    if (!changed) return;
+    this.cursor = 0; // held items sit behind the cursor: look from the start again
+    this.kick();
+  }
+
+  isHeld(kind: string): boolean {
+    return this.heldKinds.has(kind);
+  }
+
   stats(): OutboxStats {
+    const heldKinds = [...this.heldKinds].sort();
     return {
       ...this.store.counts(),
       inFlight: this.inFlight.size,
       oldestPendingAgeMs: this.store.oldestPendingAge(),
+      heldKinds,
+      held: this.store.depthOfKinds(heldKinds),
     };
   }
 
@@ -185,7 +218,7 @@ export class Outbox {
     if (!this.running || this.transport.state !== 'online') return;
     this.flushSent(); // record PUBACKs first, so an item just acknowledged is never picked again as pending
     while (this.inFlight.size < this.maxInFlight) {
-      const batch = this.store.nextBatch(this.maxInFlight - this.inFlight.size, this.cursor);
+      const batch = this.store.nextBatch(this.maxInFlight - this.inFlight.size, this.cursor, [...this.heldKinds]);
       if (batch.length === 0) return;
       const ready: OutboxItem[] = [];
       for (const item of batch) {

@@ -2,6 +2,10 @@
  * Tables of the ledger: records (canonical bytes, numbered by seq) and blocks (header bytes, hash, signature).
  * A block covers the contiguous seq range [first_seq, first_seq + count); records above the last block are unsealed.
  * This module stores and fetches bytes; what they mean and whether they verify is agent/ledger's business.
+ *
+ * Pruning (schema version 4, store/agent-db.ts): a record of an anchored block may lose its body; its row stays with
+ * an empty body and its Merkle leaf hash in `leaf`, so the block's root can still be checked. LEDGER_MIGRATIONS is
+ * version 1 only: open the agent database with AGENT_DB_MIGRATIONS.
  */
 import type { Migration, SqliteDatabase } from './database.js';
 
@@ -34,7 +38,31 @@ export interface RecordRow {
   readonly seq: number;
   readonly time: number;
   readonly type: string;
+  /** Canonical record bytes; empty once the record was pruned. */
   readonly body: Uint8Array;
+}
+
+/** A record row that says whether it was pruned: `leaf` (its Merkle leaf hash) is set exactly when it was. */
+export interface RecordRowWithLeaf extends RecordRow {
+  readonly leaf: Uint8Array | undefined;
+}
+
+/** The part of a prepared statement the lazily prepared queries use. */
+interface Statement {
+  all(...params: unknown[]): unknown[];
+  run(...params: unknown[]): { changes: number };
+}
+
+interface RawLeafRow {
+  seq: number;
+  time: number;
+  type: string;
+  body: Buffer;
+  leaf: Buffer | null;
+}
+
+export class LedgerStoreError extends Error {
+  override name = 'LedgerStoreError';
 }
 
 export interface BlockRow {
@@ -78,6 +106,9 @@ export class LedgerStore {
   private readonly setMetaStmt;
   private readonly insertMany;
   private readonly containsStmt;
+  // Prepared on first use: they need schema version 4, which a database opened with LEDGER_MIGRATIONS alone lacks.
+  private leafRangeStmt: Statement | undefined;
+  private pruneStmt: Statement | undefined;
 
   constructor(readonly db: SqliteDatabase) {
     this.insertRecord = db.prepare('INSERT INTO records (seq, time, type, body) VALUES (?, ?, ?, ?)');
@@ -141,6 +172,40 @@ export class LedgerStore {
     return this.rangeStmt.all(first, first + count) as RecordRow[];
   }
 
+  /** Like recordRange, and says which records were pruned (their leaf hash instead of their body). */
+  recordRangeWithLeaves(first: number, count: number): RecordRowWithLeaf[] {
+    this.leafRangeStmt ??= this.prepareV4(
+      'SELECT seq, time, type, body, leaf FROM records WHERE seq >= ? AND seq < ? ORDER BY seq',
+    );
+    return (this.leafRangeStmt.all(first, first + count) as RawLeafRow[]).map((r) => ({
+      seq: r.seq,
+      time: r.time,
+      type: r.type,
+      body: r.body,
+      leaf: r.leaf ?? undefined,
+    }));
+  }
+
+  /**
+   * Drops the bodies of these records, keeping each one's leaf hash, and sets `meta`, in one transaction. A record
+   * already pruned is left as it is. The caller has checked that the leaves are the records' (agent/ledger/pruning.ts).
+   */
+  pruneBodies(
+    rows: readonly { readonly seq: number; readonly leaf: Uint8Array }[],
+    meta: Readonly<Record<string, string>>,
+  ): number {
+    this.pruneStmt ??= this.prepareV4("UPDATE records SET body = x'', leaf = ? WHERE seq = ? AND leaf IS NULL");
+    const stmt = this.pruneStmt;
+    return this.db
+      .transaction(() => {
+        let changed = 0;
+        for (const row of rows) changed += stmt.run(row.leaf, row.seq).changes;
+        for (const [key, value] of Object.entries(meta)) this.setMetaStmt.run(key, value);
+        return changed;
+      })
+      .immediate();
+  }
+
   *blocks(fromHeight = 1): IterableIterator<BlockRow> {
     for (const row of this.blocksStmt.iterate(fromHeight) as IterableIterator<RawBlockRow>) yield toBlock(row);
   }
@@ -178,5 +243,16 @@ export class LedgerStore {
 
   close(): void {
     this.db.close();
+  }
+
+  private prepareV4(sql: string): Statement {
+    try {
+      return this.db.prepare(sql);
+    } catch (err) {
+      throw new LedgerStoreError(
+        `database ${this.db.name} has no pruning columns (schema version 4): open it with AGENT_DB_MIGRATIONS ` +
+          `(store/agent-db.ts) — ${(err as Error).message}`,
+      );
+    }
   }
 }

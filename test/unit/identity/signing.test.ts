@@ -572,3 +572,40 @@ describe('SignatureVerifier agrees with verifyDigest', () => {
     expect(verifier.verify(d2, signDigest(d2, alice.privateKey), alice.address)).toBe(true);
   });
 });
+
+describe('SignatureVerifier options', () => {
+  it('agrees with recovery for every table window, including a warm cache', () => {
+    for (const window of [2, 4, 8]) {
+      const verifier = new SignatureVerifier(4, window);
+      for (let i = 0; i < 12; i++) {
+        const kp = keys[i % 3] as KeyPair;
+        const digest = det(`window ${window}`, i);
+        const sig = signDigest(digest, kp.privateKey);
+        expect(verifier.verify(digest, sig, kp.address)).toBe(true);
+        // v 27 <-> 28: the other recovery id names another key.
+        expect(verifier.verify(digest, flipByte(sig, 64, 0x07), kp.address)).toBe(false);
+        expect(verifier.verify(det('other', i), sig, kp.address)).toBe(false);
+      }
+    }
+  });
+
+  it('remembers at most maxKeys keys, dropping the one learned first', () => {
+    const verifier = new SignatureVerifier(2);
+    const [a, b, c] = keys as [KeyPair, KeyPair, KeyPair];
+    for (const kp of [a, b, c]) {
+      const digest = det('evict', 0);
+      expect(verifier.verify(digest, signDigest(digest, kp.privateKey), kp.address)).toBe(true);
+    }
+    expect(verifier.size).toBe(2);
+    // a was dropped and is learned again by recovery; the answers never change.
+    const digest = det('evict', 1);
+    expect(verifier.verify(digest, signDigest(digest, a.privateKey), a.address)).toBe(true);
+    expect(verifier.size).toBe(2);
+  });
+
+  it('refuses unusable options', () => {
+    expect(() => new SignatureVerifier(0)).toThrow(/maxKeys/);
+    expect(() => new SignatureVerifier(8, 1)).toThrow(/window/);
+    expect(() => new SignatureVerifier(8, 13)).toThrow(/window/);
+  });
+});

@@ -150,6 +150,40 @@ describe('Ledger: sealing by count', () => {
   });
 });
 
+describe('Ledger: sealed-block listeners', () => {
+  it('tells listeners about each block after it is stored, in height order, until they stop listening', () => {
+    const { store, ledger } = openLedger({ sealEveryRecords: 2 });
+    const seen: { height: number; firstSeq: number; stored: boolean }[] = [];
+    const stop = ledger.onSealed(({ block, firstSeq }) =>
+      seen.push({ height: block.header.height, firstSeq, stored: store.blockAt(block.header.height) !== undefined }),
+    );
+    ledger.append(readings(5));
+    ledger.seal();
+    expect(seen).toEqual([
+      { height: 1, firstSeq: 1, stored: true },
+      { height: 2, firstSeq: 3, stored: true },
+      { height: 3, firstSeq: 5, stored: true },
+    ]);
+    stop();
+    ledger.append(readings(2, 5));
+    expect(ledger.sealedHeight).toBe(4);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('keeps sealing when a listener throws', () => {
+    const { store, ledger } = openLedger({ sealEveryRecords: 1 });
+    let calls = 0;
+    ledger.onSealed(() => {
+      calls++;
+      throw new Error('listener bug');
+    });
+    ledger.append(readings(3));
+    expect(calls).toBe(3);
+    expect(ledger.sealedHeight).toBe(3);
+    expect(verifyChain(storeSource(store))).toMatchObject({ ok: true, blocks: 3 });
+  });
+});
+
 describe('Ledger: sealing by time', () => {
   it('seals pending records after sealEverySeconds, and nothing when nothing is pending', () => {
     const { store, ledger } = openLedger({ sealEveryRecords: 1000, sealEverySeconds: 10 });

@@ -12,13 +12,13 @@ import type { DsoGenesis } from '../../../agent/dso/genesis.js';
 import { buildReceipts, type DsoEntry, type Receipt } from '../../../agent/dso/receipt.js';
 import { toHex, utf8 } from '../../../agent/identity/bytes.js';
 import type { Address, KeyPair } from '../../../agent/identity/keys.js';
-import { ANCHOR_MIGRATIONS, AnchorStore } from '../../../agent/ledger/anchor-store.js';
+import { AnchorStore } from '../../../agent/ledger/anchor-store.js';
 import { decodeHeader } from '../../../agent/ledger/block.js';
 import { Ledger } from '../../../agent/ledger/ledger.js';
 import { DsoLightClient, LightClientError, PRUNED_THROUGH_META } from '../../../agent/ledger/light-client.js';
 import type { NewRecord } from '../../../agent/ledger/records.js';
-import { openDatabase } from '../../../agent/store/database.js';
-import { LEDGER_MIGRATIONS, LedgerStore } from '../../../agent/store/ledger-store.js';
+import { openAgentDatabase } from '../../../agent/store/agent-db.js';
+import { LedgerStore } from '../../../agent/store/ledger-store.js';
 import { fakeHash, genesisOf, MGMC_A, MGMC_B, MGMC_CHAIN, signer, T0, TempDir, V } from '../dso/helpers.js';
 
 const HOUR = 3_600_000;
@@ -31,7 +31,7 @@ beforeEach(() => {
 });
 afterEach(() => dir.cleanup());
 
-/** An MGMC: its ledger database holds the ledger tables and the light client's (migrations 1 and 3). */
+/** An MGMC: its agent database holds the ledger tables and the light client's (the whole schema). */
 class Mgmc {
   readonly store: LedgerStore;
   readonly ledger: Ledger;
@@ -42,7 +42,7 @@ class Mgmc {
     readonly genesis: DsoGenesis,
     readonly key: KeyPair = MGMC_A,
   ) {
-    const db = openDatabase(dir.file('ledger.db'), [...LEDGER_MIGRATIONS, ...ANCHOR_MIGRATIONS]);
+    const db = openAgentDatabase(dir.file('ledger.db'));
     this.store = dir.track(new LedgerStore(db));
     this.anchors = new AnchorStore(db);
     this.ledger = Ledger.open({

@@ -20,8 +20,8 @@ import {
 import { openLedgerStore, openWritableLedger } from '../../../agent/ledger/open.js';
 import { exportJsonl, jsonlSource, storeSource } from '../../../agent/ledger/sources.js';
 import { type VerifyOptions, type VerifyReport, verifyChain } from '../../../agent/ledger/verify.js';
+import { AGENT_DB_MIGRATIONS } from '../../../agent/store/agent-db.js';
 import { openDatabase, type SqliteDatabase } from '../../../agent/store/database.js';
-import { LEDGER_MIGRATIONS } from '../../../agent/store/ledger-store.js';
 
 /** Test keys: they sign nothing outside the temporary databases of this file. */
 const PRODUCER = keyPairFromPrivateKey(fromHex(`0x${'a1'.repeat(32)}`));
@@ -89,7 +89,7 @@ function copy(): string {
 
 /** Opens a copy the way the brief says tampering happens: a read-write connection and SQL. */
 function tamper(path: string, edit: (db: SqliteDatabase) => void): void {
-  const db = openDatabase(path, LEDGER_MIGRATIONS);
+  const db = openDatabase(path, AGENT_DB_MIGRATIONS);
   try {
     edit(db);
   } finally {

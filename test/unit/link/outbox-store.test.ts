@@ -10,6 +10,7 @@ import {
   OutboxError,
   OutboxStore,
 } from '../../../agent/link/outbox-store.js';
+import { AGENT_DB_MIGRATIONS, AGENT_DB_VERSION } from '../../../agent/store/agent-db.js';
 import { openDatabase, type SqliteDatabase } from '../../../agent/store/database.js';
 import { LEDGER_MIGRATIONS, LedgerStore } from '../../../agent/store/ledger-store.js';
 
@@ -20,7 +21,7 @@ let clock: ManualClock;
 const opened: SqliteDatabase[] = [];
 
 function open(): { db: SqliteDatabase; store: OutboxStore } {
-  const db = openDatabase(path, [...LEDGER_MIGRATIONS, ...OUTBOX_MIGRATIONS]);
+  const db = openDatabase(path, AGENT_DB_MIGRATIONS);
   opened.push(db);
   return { db, store: new OutboxStore(db, clock) };
 }
@@ -51,15 +52,16 @@ describe('OUTBOX_MIGRATIONS', () => {
     expect(Math.min(...OUTBOX_MIGRATIONS.map((m) => m.version))).toBeGreaterThan(
       Math.max(...LEDGER_MIGRATIONS.map((m) => m.version)),
     );
+    expect(AGENT_DB_MIGRATIONS.map((m) => m.version)).toContain(OUTBOX_SCHEMA_VERSION);
     const { db } = open();
-    expect(db.pragma('user_version', { simple: true })).toBe(OUTBOX_SCHEMA_VERSION);
+    expect(db.pragma('user_version', { simple: true })).toBe(AGENT_DB_VERSION);
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
     expect(tables).toEqual(expect.arrayContaining(['blocks', 'meta', 'outbox', 'records']));
   });
 
   it('upgrades a ledger-only database and refuses a store on a database without the table', () => {
     const ledgerOnly = openDatabase(path, LEDGER_MIGRATIONS);
-    expect(() => new OutboxStore(ledgerOnly, clock)).toThrow(/OUTBOX_MIGRATIONS/);
+    expect(() => new OutboxStore(ledgerOnly, clock)).toThrow(/AGENT_DB_MIGRATIONS/);
     ledgerOnly.close();
     const { store } = open();
     expect(store.depth()).toBe(0);
@@ -67,6 +69,18 @@ describe('OUTBOX_MIGRATIONS', () => {
 });
 
 describe('OutboxStore', () => {
+  it('leaves out held kinds from the next batch and counts their unacknowledged items', () => {
+    const { store } = open();
+    store.enqueueMany([item(1), item(2, { kind: 'registration' }), item(3), item(4, { kind: 'headers-request' })]);
+    expect(store.nextBatch(10, 0, ['block']).map((x) => x.id)).toEqual([idOf(2), idOf(4)]);
+    expect(store.nextBatch(10, 0, ['block', 'registration']).map((x) => x.id)).toEqual([idOf(4)]);
+    expect(store.nextBatch(10, 0, []).map((x) => x.id)).toEqual([1, 2, 3, 4].map(idOf));
+    expect(store.depthOfKinds(['block'])).toBe(2);
+    store.markAcked(idOf(1));
+    expect(store.depthOfKinds(['block'])).toBe(1);
+    expect(store.depthOfKinds([])).toBe(0);
+  });
+
   it('hands out pending items in enqueue order, in batches after a position', () => {
     const { store } = open();
     const positions = store.enqueueMany([1, 2, 3, 4, 5].map((i) => item(i)));

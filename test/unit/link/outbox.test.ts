@@ -9,10 +9,10 @@ import { signerFromPrivateKey } from '../../../agent/ledger/block.js';
 import { EnvelopeSealer, openEnvelope } from '../../../agent/link/envelope.js';
 import { LinkError, type LinkState, type StateChange } from '../../../agent/link/mqtt-client.js';
 import { Outbox, type OutboxTransport } from '../../../agent/link/outbox.js';
-import { OUTBOX_MIGRATIONS, OutboxStore } from '../../../agent/link/outbox-store.js';
+import { OutboxStore } from '../../../agent/link/outbox-store.js';
 import { silentLogger } from '../../../agent/logger.js';
-import { openDatabase, type SqliteDatabase } from '../../../agent/store/database.js';
-import { LEDGER_MIGRATIONS } from '../../../agent/store/ledger-store.js';
+import { openAgentDatabase } from '../../../agent/store/agent-db.js';
+import type { SqliteDatabase } from '../../../agent/store/database.js';
 
 const KEY = keyPairFromPrivateKey(fromHex(`0x${'11'.repeat(32)}`));
 const CHAIN = 7;
@@ -88,7 +88,7 @@ function makeOutbox(options: { maxInFlight?: number; receiptTimeoutMs?: number }
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'mgmc-outbox-loop-'));
-  db = openDatabase(join(dir, 'agent.db'), [...LEDGER_MIGRATIONS, ...OUTBOX_MIGRATIONS]);
+  db = openAgentDatabase(join(dir, 'agent.db'));
   clock = new ManualClock(Date.UTC(2025, 0, 1));
   store = new OutboxStore(db, clock);
   transport = new FakeTransport();
@@ -213,6 +213,32 @@ describe('Outbox', () => {
     clock.advance(1);
     await settle();
     expect(transport.sent).toHaveLength(4);
+  });
+
+  it('holds items of held kinds while others go on, and sends them in order once released', async () => {
+    outbox.hold('block');
+    outbox.start();
+    transport.set('online');
+    const b1 = outbox.enqueue(TOPIC, 'block', { height: 1 }).envelope.id;
+    const reg = outbox.enqueue(TOPIC, 'registration', { n: 1 }).envelope.id;
+    const b2 = outbox.enqueue(TOPIC, 'block', { height: 2 }).envelope.id;
+    await settle();
+    expect(transport.ids()).toEqual([reg]);
+    expect(outbox.stats()).toMatchObject({ heldKinds: ['block'], held: 2, pending: 3 });
+    outbox.release('block');
+    await settle();
+    expect(transport.ids()).toEqual([reg, b1, b2]);
+    for (const s of transport.sent) s.resolve();
+    await settle();
+    // Held again: a block without a receipt is not resent while held, and is resent once released.
+    outbox.hold('block');
+    clock.advance(11_000);
+    await settle();
+    expect(transport.ids()).toEqual([reg, b1, b2, reg]);
+    outbox.release('block');
+    await settle();
+    expect(transport.ids()).toEqual([reg, b1, b2, reg, b1, b2]);
+    expect(outbox.isHeld('block')).toBe(false);
   });
 
   it("enqueues in the caller's transaction and sends only what was committed", async () => {

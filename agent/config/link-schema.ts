@@ -1,0 +1,151 @@
+/**
+ * The DSO side of the config: `link` (the MQTT connection, both roles) and `dso` (the DSO chain both roles follow,
+ * what an MGMC registers with, and how a DSO node admits MGMCs and seals its chain). Which keys a role reads, and
+ * what a role requires, is checked by link-check.ts after the schema, with the same file:line reporting.
+ */
+import { Type } from '@sinclair/typebox';
+import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
+
+export const MIB = 1024 * 1024;
+
+export const linkTlsSchema = Section(
+  {
+    ca: Type.Optional(
+      FilePath({
+        description: "PEM file of the CA that signed the broker's certificate; the system CAs when left out.",
+      }),
+    ),
+    cert: Type.Optional(
+      FilePath({ description: 'PEM client certificate of this node (with tls.key), if the broker asks for one.' }),
+    ),
+    key: Type.Optional(FilePath({ description: 'PEM private key of the client certificate (mode 0600).' })),
+  },
+  { description: 'TLS files for an mqtts:// link.' },
+);
+
+export const linkSchema = Section(
+  {
+    url: Type.String({
+      pattern: '^mqtts?://',
+      maxLength: 256,
+      examples: ['mqtts://broker.dso.example:8883'],
+      description: 'MQTT broker: mqtts://host:port (TLS, production) or mqtt://host:port (no TLS: tests, loopback).',
+    }),
+    tls: linkTlsSchema,
+    username: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: "This node's user name at the broker." }),
+    ),
+    password: Type.Optional(
+      Secret({
+        description: "This node's broker password, as env:NAME or file:PATH (never written in this file).",
+      }),
+    ),
+    clientId: Type.Optional(
+      Type.String({
+        pattern: '^[A-Za-z0-9._:-]{1,128}$',
+        description: 'MQTT client id; derived from the node address and role when left out.',
+      }),
+    ),
+    keepaliveSeconds: Type.Integer({
+      minimum: 5,
+      maximum: 65_535,
+      default: 30,
+      description: 'MQTT keepalive: the broker declares the node gone (and publishes its last will) after 1.5x this.',
+    }),
+    maxBlockBytes: Type.Integer({
+      minimum: 64 * 1024,
+      maximum: 256 * MIB,
+      default: 4 * MIB,
+      description: 'Largest block envelope sent or accepted, in bytes; keep it under the broker message_size_limit.',
+    }),
+    receiptTimeoutMs: Type.Integer({
+      minimum: 1000,
+      maximum: 86_400_000,
+      default: 60_000,
+      description: 'A block without a DSO receipt after this long is sent again (same envelope id).',
+    }),
+  },
+  { description: 'MQTT link to the DSO (both roles). Left out: an MGMC runs offline and keeps its ledger locally.' },
+);
+
+export const dsoPolicySchema = Section(
+  {
+    mode: StringEnum(['allow-list', 'manual'], {
+      default: 'manual',
+      description:
+        'allow-list: MGMCs in allow are authorized at once, others rejected. manual: others wait for `mgmc dso approve`.',
+    }),
+    allow: Type.Array(Type.String({ pattern: '^0x[0-9a-fA-F]{40}$', description: 'An MGMC address.' }), {
+      default: [],
+      description: 'MGMC addresses authorized as soon as they register (both modes).',
+    }),
+  },
+  { description: 'role dso: how registering MGMCs are admitted.' },
+);
+
+export const dsoTradeSchema = Section(
+  {
+    buy: Type.Boolean({ default: true, description: 'role mgmc: this microgrid may buy energy from others.' }),
+    sell: Type.Boolean({ default: true, description: 'role mgmc: this microgrid may sell energy to others.' }),
+  },
+  { description: 'role mgmc: what this microgrid registers it can trade.' },
+);
+
+export const dsoSchema = Section(
+  {
+    genesis: Type.Optional(
+      FilePath({
+        description:
+          'DSO chain genesis file (JSON, from the DSO). Required for role dso, and for role mgmc with a link.',
+      }),
+    ),
+    feederBus: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description: "role mgmc: the feeder bus this microgrid connects to, as named in the DSO's feeder model.",
+      }),
+    ),
+    trade: dsoTradeSchema,
+    anonymEpoch: Type.Integer({
+      minimum: 0,
+      maximum: 2 ** 31 - 1,
+      default: 0,
+      description: 'role mgmc: raise it to register a new market pseudonym (anonym); the old one is dropped.',
+    }),
+    policy: dsoPolicySchema,
+    sealEverySeconds: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 10,
+      description: 'role dso: seal a DSO block at the latest this many seconds after its first entry.',
+    }),
+    sealEveryEntries: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 256,
+      description: 'role dso: seal a DSO block as soon as it commits to this many MGMC blocks.',
+    }),
+    anchor: Type.Boolean({
+      default: true,
+      description: 'role dso: true seals the DSO chain; false runs a verifier only, sharing the database and the load.',
+    }),
+    shareGroup: Type.String({
+      pattern: '^[a-z0-9_.-]{1,64}$',
+      default: 'dso-verifiers',
+      description: 'role dso: MQTT 5 shared-subscription group of the verifier processes of one DSO.',
+    }),
+  },
+  { description: 'The DSO: its chain, the MGMC registration (role mgmc) and the DSO node itself (role dso).' },
+);
+
+/** Keys of `dso` that only one role reads; writing one in the other role's file is a mistake worth reporting. */
+export const DSO_KEYS_OF_ROLE = {
+  mgmc: ['feederBus', 'trade', 'anonymEpoch'],
+  dso: ['policy', 'sealEverySeconds', 'sealEveryEntries', 'anchor', 'shareGroup'],
+} as const;
+
+export const linkSections = {
+  link: Type.Optional(linkSchema),
+  dso: dsoSchema,
+};
