@@ -11,6 +11,7 @@ type Bench = (args: readonly string[]) => Promise<BenchReport>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   ledger: async () => (await import('./ledger.js')).run,
   poll: async () => (await import('./poll.js')).run,
+  sync: async () => (await import('./sync.js')).run,
   verify: async () => (await import('./verify-blocks.js')).run,
 };
 

@@ -244,6 +244,16 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     return { envelope: result.envelope, address: parsed.address };
   };
 
+  // Every process refreshes: a verifier's registry must see approvals made elsewhere (the CLI, a registration that
+  // another verifier handled), or it would refuse an authorized MGMC's blocks as unregistered.
+  const refresh = () => {
+    try {
+      sendAll(registry.refresh());
+    } catch (err) {
+      log.error({ err }, 'registry refresh failed; will retry');
+    }
+  };
+
   const onBlock = (message: LinkMessage) => {
     // The envelope adds its own fields around the block: allow for them above the block limit.
     const opened = open(message, linkConfig.maxBlockBytes + MAX_SMALL_ENVELOPE);
@@ -252,7 +262,15 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
       drop('unexpected-kind', `kind ${opened.envelope.kind} on a blocks topic`, message.topic);
       return;
     }
-    handleOutcome(verifier.verify(opened.envelope, opened.address, message.payload.length));
+    let outcome = verifier.verify(opened.envelope, opened.address, message.payload.length);
+    if (outcome.status === 'rejected' && outcome.reason === 'unregistered') {
+      // Perhaps authorized a moment ago by another process: one indexed read tells, then verify again.
+      refresh();
+      if (registry.lookup(opened.address)?.status === 'authorized') {
+        outcome = verifier.verify(opened.envelope, opened.address, message.payload.length);
+      }
+    }
+    handleOutcome(outcome);
   };
 
   const onRegistration = (message: LinkMessage) => {
@@ -306,16 +324,9 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
       for (const outcome of verifier.retryParked()) handleOutcome(outcome);
     }, options.parkedRetryMs ?? 250),
   );
+  timers.push(clock.setInterval(refresh, options.registryRefreshMs ?? 2000));
   if (isAnchor) {
     anchor.start();
-    const refresh = () => {
-      try {
-        sendAll(registry.refresh());
-      } catch (err) {
-        log.error({ err }, 'registry refresh failed; will retry');
-      }
-    };
-    timers.push(clock.setInterval(refresh, options.registryRefreshMs ?? 2000));
     // The retained set is the MGMCs' view of who may trade: publish it on every (re)connect.
     link.onState((change) => {
       if (change.state === 'online') sendAll([registry.authorizedSetMessage()]);

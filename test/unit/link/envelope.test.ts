@@ -128,6 +128,27 @@ describe('sealEnvelope / openEnvelope', () => {
     expect(() => resealHistorical(other, envelope)).toThrow(/not from the signing key/);
   });
 
+  it('opens awkward bodies (non-ASCII, escapes, integer-like keys, a sig look-alike) and refuses them altered', () => {
+    const tail = `,"sig":"0x${'ee'.repeat(65)}","time":1,"v":1}`;
+    const bodies = [
+      { note: 'Zählpunkt ⚡ 𝄞 "quoted" \\ \n \u0001 \u2028', list: ['ü', 'end'] },
+      { '10': 1, '9': 2, a: { '2': 'x', '11': 'y' } }, // JavaScript puts integer-like keys first: not sorted order
+      { tail, nested: { sig: `0x${'00'.repeat(65)}`, time: 7, v: 1 } },
+      {},
+    ];
+    for (const body of bodies) {
+      const sealed = sealEnvelope(signer, { ...FIELDS, body });
+      expect(openEnvelope(sealed.bytes, { chainId: CHAIN }), JSON.stringify(body)).toEqual({
+        ok: true,
+        envelope: sealed.envelope,
+      });
+      const tampered = bytesOf(text(sealed.bytes).replace('"kind":"block"', '"kind":"blocks"'));
+      expect(rejected(openEnvelope(tampered, { chainId: CHAIN })).reason).toBe('bad-signature');
+      const later = bytesOf(text(sealed.bytes).replace(`"time":${T0}`, `"time":${T0 + 1}`));
+      expect(rejected(openEnvelope(later, { chainId: CHAIN })).reason).toBe('bad-signature');
+    }
+  });
+
   it('accepts a cached SignatureVerifier with the same verdicts', () => {
     const verifier = new SignatureVerifier();
     const good = sealEnvelope(signer, FIELDS).bytes;
@@ -166,6 +187,15 @@ describe('openEnvelope rejections', () => {
     expect(rejected(openEnvelope(reordered, { chainId: CHAIN })).reason).toBe('not-canonical');
     const float = bytesOf(text(good.bytes).replace('"height":5', '"height":5.5'));
     expect(rejected(openEnvelope(float, { chainId: CHAIN })).reason).toBe('not-canonical');
+    const escaped = bytesOf(text(good.bytes).replace('"kind":"block"', '"kind":"\\u0062lock"'));
+    expect(rejected(openEnvelope(escaped, { chainId: CHAIN })).reason).toBe('not-canonical');
+  });
+
+  it('not-canonical: a byte order mark before the JSON (a second encoding of the same envelope)', () => {
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...good.bytes]);
+    const r = rejected(openEnvelope(bom, { chainId: CHAIN }));
+    expect(r.reason).toBe('not-canonical');
+    expect(r.detail).toMatch(/byte order mark/);
   });
 
   it('missing-field and unknown-field, listing the fields', () => {
