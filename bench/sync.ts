@@ -31,7 +31,7 @@ import { type ChildProcess, execFileSync, fork, spawn, spawnSync } from 'node:ch
 import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { availableParallelism, tmpdir, userInfo } from 'node:os';
+import { availableParallelism, loadavg, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep, setImmediate as yieldToLoop } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -535,6 +535,8 @@ class MgmcLink {
       privateKey: m.key.privateKey,
       clock,
       logger,
+      // Housekeeping would drop the shipped-block index that payloads() reads back after a phase.
+      maintenanceEveryMs: 86_400_000,
     });
     this.sync.start();
     this.contiguous = this.sync.stats().anchoredHeight;
@@ -886,6 +888,7 @@ function quantile(sorted: readonly number[], q: number): number {
 
 export async function run(args: readonly string[]): Promise<BenchReport> {
   const opts = parseOptions(args);
+  const loadAtStart = loadavg()[0] ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'mgmc-bench-sync-'));
   const closers: (() => Promise<void>)[] = [];
   const cleanup = (close: () => Promise<void>) => closers.push(close);
@@ -962,7 +965,20 @@ dso:
     const refLive1 = await brokerRoundTrip(broker.url, live1.payloads, logger);
     const refDay = await brokerRoundTrip(broker.url, day.payloads, logger);
 
-    return report(opts, broker, nodeVerifyRate, liveR, live1, day, { liveR: refLiveR, live1: refLive1, day: refDay });
+    return report(
+      opts,
+      broker,
+      nodeVerifyRate,
+      liveR,
+      live1,
+      day,
+      {
+        liveR: refLiveR,
+        live1: refLive1,
+        day: refDay,
+      },
+      loadAtStart,
+    );
   } finally {
     for (const close of closers.reverse()) {
       await close().catch((err: Error) => process.stderr.write(`bench sync: cleanup: ${err.message}\n`));
@@ -983,6 +999,7 @@ function report(
   live1: LiveResult,
   day: BacklogResult,
   ref: { liveR: number; live1: number; day: number },
+  loadAtStart: number,
 ): BenchReport {
   const node = 'node:crypto secp256k1 verify (ops/CPU-s)';
   const wire = 'MqttLink->mosquitto->MqttLink, same bytes (msg/s)';
@@ -1095,6 +1112,12 @@ function report(
       '(production adds both); SQLite synchronous=' +
       `${opts.synchronous} on both sides; outbox ${IN_FLIGHT} in flight; the DSO seals every 256 entries or 1 s`,
   );
+  if (loadAtStart > 0.5) {
+    notes.push(
+      `the 1-minute load average was ${loadAtStart.toFixed(2)} when the bench started: other processes competed for ` +
+        'the cores, which slows the wall-clock rows more than the per-CPU-second ones',
+    );
+  }
   if (liveR.cost.brokerCpu === undefined) notes.push('no /proc here: mosquitto CPU not measured');
   return {
     name: 'sync',
@@ -1102,6 +1125,7 @@ function report(
       node: process.version,
       mosquitto: broker.version,
       cores: availableParallelism(),
+      load1: Number(loadAtStart.toFixed(2)),
       synchronous: opts.synchronous,
       ...(opts.quick ? { quick: 'yes' } : {}),
       [`live${liveR.records}.blocks`]: liveR.cost.blocks,

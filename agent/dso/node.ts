@@ -31,6 +31,8 @@ import { type BlockOutcome, BlockVerifier, rejectionBody } from './verifier.js';
 
 /** Most DSO headers sent in one `dso-headers` answer. */
 export const MAX_HEADERS_PER_ANSWER = 256;
+/** Receipts per `receipts` envelope. */
+export const RECEIPTS_PER_ENVELOPE = 64;
 /** Envelopes other than blocks (registrations, requests) are small. */
 const MAX_SMALL_ENVELOPE = 64 * 1024;
 
@@ -178,7 +180,24 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
       header: parseCanonical(encodeDsoHeader(block.header)) as CanonicalValue,
       seals: [...block.seals],
     });
-    for (const receipt of block.receipts) sendReceipt(receipt);
+    // One signed envelope per MGMC per DSO block: signing is the DSO's dearest step, so never once per entry.
+    const byMgmc = new Map<string, Receipt[]>();
+    for (const receipt of block.receipts) {
+      const list = byMgmc.get(receipt.mgmc) ?? [];
+      list.push(receipt);
+      byMgmc.set(receipt.mgmc, list);
+    }
+    for (const [mgmc, receipts] of byMgmc) {
+      receiptsSent += receipts.length;
+      // Chunks keep each envelope well under the receivers' size limit (a receipt is about 1-2 KB).
+      for (let i = 0; i < receipts.length; i += RECEIPTS_PER_ENVELOPE) {
+        send(topics.dsoReceipts(mgmc), 'receipts', {
+          receipts: receipts
+            .slice(i, i + RECEIPTS_PER_ENVELOPE)
+            .map((r) => parseCanonical(encodeReceipt(r)) as CanonicalValue),
+        });
+      }
+    }
     log.info({ height: block.header.height, entries: block.entries.length }, 'DSO block sealed');
   };
 

@@ -42,7 +42,7 @@ export function canonicalBytes(value: CanonicalValue): Uint8Array {
 export function parseCanonical(bytes: Uint8Array | string, what = 'canonical object'): CanonicalValue {
   let text: string;
   try {
-    text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = typeof bytes === 'string' ? bytes : new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     throw new CanonicalError(`${what} is not valid UTF-8`, '');
   }

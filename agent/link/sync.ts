@@ -21,6 +21,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { DsoGenesis } from '../dso/genesis.js';
 import { toHex } from '../identity/bytes.js';
 import { type Address, isAddress, parseAddress } from '../identity/keys.js';
+import { SignatureVerifier } from '../identity/signing.js';
 import { AnchorStore } from '../ledger/anchor-store.js';
 import { decodeHeader } from '../ledger/block.js';
 import { type CanonicalValue, parseCanonical } from '../ledger/canonical.js';
@@ -111,6 +112,9 @@ export interface MgmcSyncOptions {
   readonly headersRequestTimeoutMs?: number;
 }
 
+/** Most receipts one `receipts` envelope may carry (the DSO sends 64). */
+export const MAX_RECEIPTS_PER_ENVELOPE = 1024;
+
 export interface SyncStats {
   readonly authorization: AuthorizationState;
   /** The registration last sent: its envelope id, its anonym, and the DSO's answer to it (if any). */
@@ -185,6 +189,8 @@ export class MgmcSync {
   private readonly sync: SyncStore;
   private readonly self: Address;
   private readonly guard = new ReplayGuard();
+  /** Learns each DSO validator's key once: recovering it for every receipt costs several times a verification. */
+  private readonly signatures = new SignatureVerifier();
   private readonly parked = new Map<number, ParkedReceipt>();
   private readonly rejections = new Map<string, number>();
   private readonly bad = new Map<string, number>();
@@ -449,7 +455,7 @@ export class MgmcSync {
     let kinds: readonly string[];
     switch (topic.kind) {
       case 'dso-receipts':
-        kinds = topic.address === self ? ['receipt'] : [];
+        kinds = topic.address === self ? ['receipt', 'receipts'] : [];
         break;
       case 'dso-messages':
         kinds = topic.address === self ? ['authorization', 'rejection', 'dso-headers'] : [];
@@ -470,6 +476,7 @@ export class MgmcSync {
     const opened = openEnvelope(message.payload, {
       chainId: sealer.chainId,
       maxBytes: this.o.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+      verifier: this.signatures,
     });
     if (!opened.ok) {
       this.refuse(opened.reason, opened.detail, message.topic);
@@ -517,6 +524,15 @@ export class MgmcSync {
       case 'receipt':
         this.onReceipt(optionalRef(body.ref), body.receipt);
         return;
+      case 'receipts': {
+        // One envelope per DSO block for all of this MGMC's entries in it: the DSO signs once, not per block.
+        const list = body.receipts;
+        if (!Array.isArray(list) || list.length === 0 || list.length > MAX_RECEIPTS_PER_ENVELOPE) {
+          throw new BadBody(`receipts must be a list of 1-${MAX_RECEIPTS_PER_ENVELOPE} receipts`);
+        }
+        for (const receipt of list) this.onReceipt(undefined, receipt);
+        return;
+      }
       case 'dso-header':
         this.onHeader(body.header, body.seals);
         this.retryParked();

@@ -286,6 +286,7 @@ ${fieldSections}`,
     await sim?.close();
     sim = undefined;
     let last = -1;
+    let converged = 0;
     await until(
       'the MGMC to stop sealing and everything to be anchored',
       async () => {
@@ -296,6 +297,7 @@ ${fieldSections}`,
           await sleep(1500);
           return false;
         }
+        converged = sealed;
         return true;
       },
       120_000,
@@ -304,15 +306,18 @@ ${fieldSections}`,
     });
 
     // Every block exactly once, in order, the same block the MGMC sealed, with records that hash to its root.
+    let snapshotHeight = 0;
     const mgmcStore = openLedgerStore(join(dir, 'mgmc.db'), { readonly: true });
     const dsoDb = openDsoDatabase(join(dir, 'dso.db'), { readonly: true });
     const dsoStore = new DsoChainStore(dsoDb);
     try {
-      const height = mgmcStore.lastBlock()?.height ?? 0;
+      const height = converged;
+      snapshotHeight = height;
       expect(height).toBeGreaterThanOrEqual(8);
-      const rows = dsoDb.prepare('SELECT COUNT(*) AS n FROM accepted_mgmc_blocks WHERE mgmc = ?').get(mgmcAddress) as {
-        n: number;
-      };
+      // The agent still runs (a device may still change state and add a block): compare up to this snapshot.
+      const rows = dsoDb
+        .prepare('SELECT COUNT(*) AS n FROM accepted_mgmc_blocks WHERE mgmc = ? AND height <= ?')
+        .get(mgmcAddress, height) as { n: number };
       expect(rows.n, 'the DSO holds each block once').toBe(height);
       for (let h = 1; h <= height; h++) {
         const ours = mgmcStore.blockAt(h);
@@ -328,7 +333,7 @@ ${fieldSections}`,
         expect(dsoStore.anchorOf(mgmcAddress, h), `block ${h} is in a DSO block`).toBeDefined();
       }
       const anchors = new AnchorStore(mgmcStore.db);
-      expect(anchors.anchoredHeight(), 'the MGMC holds a receipt for every block').toBe(height);
+      expect(anchors.anchoredHeight(), 'the MGMC holds a receipt for every block').toBeGreaterThanOrEqual(height);
       expect(fromHex(toHex(mgmcStore.blockAt(height)?.hash ?? new Uint8Array())).length).toBe(32);
     } finally {
       mgmcStore.close();
@@ -340,7 +345,7 @@ ${fieldSections}`,
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     const report = JSON.parse(verify.stdout) as { ok: boolean; anchors?: { anchoredHeight: number } };
     expect(report.ok).toBe(true);
-    expect(report.anchors?.anchoredHeight).toBe(mgmcHeights().sealed);
+    expect(report.anchors?.anchoredHeight ?? 0).toBeGreaterThanOrEqual(snapshotHeight);
     expect(mgmcAgent.exits).toContain('SIGKILL');
   }, 420_000);
 });

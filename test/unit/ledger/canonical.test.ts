@@ -218,3 +218,12 @@ describe('parseCanonical', () => {
     expect(canonicalError(() => parseCanonical('{"a":', 'block 7')).message).toMatch(/^block 7 is not valid JSON \(/);
   });
 });
+
+describe('parseCanonical: byte order mark', () => {
+  it('refuses bytes that start with a BOM: a second encoding of the same object must not verify', () => {
+    const plain = new TextEncoder().encode('{"a":1}');
+    expect(parseCanonical(plain)).toEqual({ a: 1 });
+    const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...plain]);
+    expect(() => parseCanonical(withBom)).toThrow(/not valid JSON/);
+  });
+});

@@ -441,6 +441,24 @@ describe('MgmcSync: receipts and DSO headers', () => {
     mgmc.close();
   });
 
+  it('anchors every block of a batched receipts envelope, and refuses an empty or oversized batch', async () => {
+    const { link, dso, mgmc } = await authorized();
+    mgmc.readings(2);
+    await settle();
+    const block = dso.block(mgmc.entries([1, 2, 3]));
+    link.deliver(topics.dsoHeaders(), dso.envelope('dso-header', { header: { ...block.header }, seals: block.seals }));
+    link.deliver(receiptsTopic, dso.envelope('receipts', { receipts: block.receipts.map((r) => wire(r)) }));
+    await settle();
+    expect(mgmc.sync.stats()).toMatchObject({ anchoredHeight: 3, receipts: 3 });
+    for (const h of [1, 2, 3])
+      expect(mgmc.store.db.prepare('SELECT state FROM outbox WHERE id = ?').pluck().get(blockId(link, h))).toBe(
+        'acked',
+      );
+    link.deliver(receiptsTopic, dso.envelope('receipts', { receipts: [] }));
+    expect(mgmc.sync.stats().bad['bad-body']).toBe(1);
+    mgmc.close();
+  });
+
   it('asks for the DSO headers it lacks and anchors the kept receipt when they arrive', async () => {
     const { link, dso, mgmc } = await authorized();
     mgmc.readings(2);
