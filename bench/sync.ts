@@ -15,7 +15,7 @@
  *    MqttLink subscribes to, through the same mosquitto, with the outbox's 16 publishes in flight: the broker's
  *    round trip for that traffic. Then the same for 1-record blocks.
  * 2. The DSO's rate per core: accepted blocks per CPU-second of the DSO process (everything it does: MQTT, opening
- *    envelopes, BlockVerifier, storing, sealing DSO blocks, one signed receipt per block), and of BlockVerifier.verify
+ *    envelopes, BlockVerifier, storing, sealing DSO blocks, one signed receipts envelope per MGMC per DSO block), and of BlockVerifier.verify
  *    alone (timed inside the child). Reference: node:crypto secp256k1 verify ops per CPU-second in this process; the
  *    ratio says how many raw signature checks one block costs. Target (issue 4): >= 1,000 blocks/s per core.
  * 3. Backlog: an MGMC registers, goes away, and seals one day of blocks while it is offline (default 1,440 blocks of
@@ -619,14 +619,19 @@ class MgmcLink {
 
   private onReceipt(message: LinkMessage): void {
     const now = performance.now();
-    let height: unknown;
+    let heights: unknown[];
     try {
-      height = JSON.parse(Buffer.from(message.payload).toString('utf8'))?.body?.receipt?.mgmcHeight;
+      const body = JSON.parse(Buffer.from(message.payload).toString('utf8'))?.body;
+      // `receipts` (one envelope per DSO block) or a single `receipt` (a re-delivery).
+      const list: unknown[] = Array.isArray(body?.receipts) ? body.receipts : [body?.receipt];
+      heights = list.map((r) => (r as { mgmcHeight?: unknown } | undefined)?.mgmcHeight);
     } catch {
       return; // the sync counts and logs bad messages
     }
-    if (!Number.isSafeInteger(height)) return;
-    if (!this.arrivals.has(height as number)) this.arrivals.set(height as number, now);
+    for (const height of heights) {
+      if (!Number.isSafeInteger(height)) continue;
+      if (!this.arrivals.has(height as number)) this.arrivals.set(height as number, now);
+    }
     while (this.arrivals.has(this.contiguous + 1)) this.contiguous++;
     this.wake?.();
   }
@@ -1106,7 +1111,7 @@ function report(
     `day backlog: ${day.cost.blocks} blocks sealed offline in ${day.sealSeconds.toFixed(1)} s (not in the drain time); ` +
       `link online ${day.onlineSeconds.toFixed(2)} s after connect(); replays re-signed as historical within the drain`,
     '"DSO process, all work" = CPU of the DSO child (MQTT, openEnvelope, BlockVerifier, SQLite, DSO blocks, one signed ' +
-      'receipt envelope per block) per accepted block; "BlockVerifier.verify" = CPU inside verify() alone (header ' +
+      'receipts envelope per MGMC per DSO block) per accepted block; "BlockVerifier.verify" = CPU inside verify() alone (header ' +
       'signature, records, Merkle root, store), timed in the child',
     `MGMC, DSO child and mosquitto share ${availableParallelism()} core(s); mosquitto on loopback without TLS or ACL ` +
       '(production adds both); SQLite synchronous=' +

@@ -3,8 +3,8 @@
  * EIP-55 mixed-case checksum), so that any Ethereum tool can check who signed.
  */
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { keccak_256 } from '@noble/hashes/sha3.js';
 import { fromHex, toHex, utf8 } from './bytes.js';
+import { keccak256 } from './keccak.js';
 
 export type Address = string;
 
@@ -15,9 +15,8 @@ export interface KeyPair {
   readonly address: Address;
 }
 
-export function keccak256(data: Uint8Array): Uint8Array {
-  return keccak_256(data);
-}
+/** keccak-256 (agent/identity/keccak.ts), exported here too because callers already import it from keys.js. */
+export { keccak256 };
 
 export function generateKeyPair(): KeyPair {
   return keyPairFromPrivateKey(secp256k1.utils.randomSecretKey());
@@ -35,7 +34,7 @@ export function keyPairFromPrivateKey(privateKey: Uint8Array): KeyPair {
 export function addressFromPublicKey(publicKey: Uint8Array): Address {
   // fromBytes checks that the bytes are a point on the curve, in either form: 65 junk bytes have no address.
   const uncompressed = secp256k1.Point.fromBytes(publicKey).toBytes(false);
-  const digest = keccak_256(uncompressed.subarray(1));
+  const digest = keccak256(uncompressed.subarray(1));
   return toChecksumAddress(toHex(digest.subarray(12)));
 }
 
@@ -47,7 +46,7 @@ export function addressFromPrivateKey(privateKey: Uint8Array): Address {
 export function toChecksumAddress(address: string): Address {
   const bytes = fromHex(address, 'address', 20);
   const lower = toHex(bytes).slice(2);
-  const hash = keccak_256(utf8(lower));
+  const hash = keccak256(utf8(lower));
   let out = '0x';
   for (let i = 0; i < 40; i++) {
     const nibble = ((hash[i >> 1] as number) >> (i % 2 === 0 ? 4 : 0)) & 0xf;

@@ -9,8 +9,8 @@
  * another.
  */
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { keccak_256 } from '@noble/hashes/sha3.js';
 import { concatBytes, toHex, utf8 } from './bytes.js';
+import { keccak256 } from './keccak.js';
 import { type Address, addressFromPublicKey } from './keys.js';
 import { buildPointTable, type PointTable, verifyWithTable } from './point-table.js';
 
@@ -29,7 +29,7 @@ export function signingDigest(typeTag: string, chainId: number, canonical: Uint8
     throw new Error(`chain id ${chainId} is not a non-negative integer`);
   const chain = new Uint8Array(8);
   new DataView(chain.buffer).setBigUint64(0, BigInt(chainId));
-  return keccak_256(concatBytes(PREFIX, utf8(typeTag), new Uint8Array([0]), chain, canonical));
+  return keccak256(concatBytes(PREFIX, utf8(typeTag), new Uint8Array([0]), chain, canonical));
 }
 
 /** Signs a 32-byte digest; returns r ‖ s ‖ v with low s and v in {27, 28}. */
