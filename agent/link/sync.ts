@@ -19,6 +19,7 @@
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { DsoGenesis } from '../dso/genesis.js';
+import { BLOCK_REJECTION_CODES } from '../dso/verifier.js';
 import { toHex } from '../identity/bytes.js';
 import { type Address, isAddress, parseAddress } from '../identity/keys.js';
 import { SignatureVerifier } from '../identity/signing.js';
@@ -162,23 +163,8 @@ interface AuthorizedSet {
 }
 
 const ID_RE = /^0x[0-9a-f]{32}$/;
-const REJECTION_CODES = new Set([
-  'unregistered',
-  'revoked',
-  'wrong-producer',
-  'wrong-chain',
-  'bad-header',
-  'bad-signature',
-  'out-of-order',
-  'broken-link',
-  'conflict',
-  'missing-record',
-  'bad-record',
-  'changed-record',
-  'bad-meter-signature',
-  'unknown-meter',
-  'oversized',
-]);
+/** The DSO's rejection codes (docs/protocol.md section 11): anything else in a rejection is malformed. */
+const REJECTION_CODES: ReadonlySet<string> = new Set(BLOCK_REJECTION_CODES);
 
 /** A body field that is not what the protocol says: the message is refused with this text. */
 class BadBody extends Error {}
