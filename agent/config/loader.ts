@@ -8,6 +8,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { checkDevices } from './devices-check.js';
+import { checkEnergy } from './energy-check.js';
 import { explainSchemaErrors } from './explain.js';
 import { ConfigError, type ConfigIssue, sortIssues } from './issues.js';
 import { checkLink } from './link-check.js';
@@ -138,7 +139,7 @@ export function createConfigLoader<S extends TSchema>(
   return { check, load };
 }
 
-const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices, checkLink];
+const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices, checkLink, checkEnergy];
 
 function checkRoot(source: YamlSource): ConfigIssue | undefined {
   const root = source.document.contents;

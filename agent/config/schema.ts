@@ -4,6 +4,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { devicesSections } from './devices-schema.js';
+import { energySections } from './energy-schema.js';
 import { linkSections } from './link-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
@@ -99,6 +100,7 @@ export const agentConfigSchema = Section(
     log: logSchema,
     ...linkSections,
     ...devicesSections,
+    ...energySections,
   },
   { title: 'mgmc-agent configuration', description: 'Configuration file of the microgrid master controller agent.' },
 );
