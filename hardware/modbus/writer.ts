@@ -85,7 +85,13 @@ export async function writeSetpoint(
     }
     throw error;
   }
-  if (control.revertTimeout !== undefined && options.revertSeconds !== undefined) {
+  // A read-only revert point (Alfen's MaxCurrentValidTime counts down by itself) only tells how long the value
+  // holds; writing it would be refused with exception 2 and lose the setpoint.
+  if (
+    control.revertTimeout !== undefined &&
+    control.revertTimeout.point.access === 'rw' &&
+    options.revertSeconds !== undefined
+  ) {
     await writeValue(bus, unit, control.revertTimeout, options.revertSeconds);
   }
   let words: number[];

@@ -10,7 +10,7 @@ import { SetpointKeeper } from '../../agent/poll/setpoints.js';
 import { openModbusBus } from '../../hardware/modbus/client.js';
 import { discoverSunSpec } from '../../hardware/modbus/discovery.js';
 import type { ModbusBus, PlacedPoint } from '../../hardware/modbus/types.js';
-import { controlFor } from '../../hardware/modbus/writer.js';
+import { controlFor, writeSetpoint } from '../../hardware/modbus/writer.js';
 import { loadCatalogue } from '../../hardware/profile/load.js';
 import { placeProfile } from '../../hardware/profile/place.js';
 import { type SimulatedSite, startSimulatedSite } from '../../sim/serve.js';
@@ -76,5 +76,23 @@ describe('setpoint keeper against the simulated inverter', () => {
     expect(String(events[0]?.body.message)).toMatch(/WMaxLimPct.*150.*outside its range 0\.\.100/);
     expect(registers?.value('WMaxLimPct')).toBe(40);
     keeper.stop();
+  });
+
+  it('writes an Alfen MaxCurrent whose revert point is read-only without touching that point', async () => {
+    const profile = loadCatalogue().get('alfen-eve');
+    const points = placeProfile(profile, 0);
+    const point = points.find((p) => p.point.name === 'MaxCurrent');
+    if (point === undefined) throw new Error('alfen-eve MaxCurrent not found');
+    const control = controlFor(point, points);
+    expect(control.revertTimeout?.point.access).toBe('r');
+    const outcome = await writeSetpoint(bus, 3, control, 10, { revertSeconds: 30 });
+    expect(outcome.ok).toBe(true);
+    expect(outcome.readBack).toBe(10);
+    // The charger's own countdown restarts from its validity time once the simulator's physics take the write.
+    const registers = sim.devices.get('ev')?.registers;
+    for (let i = 0; i < 40 && Number(registers?.value('MaxCurrentValidTime')) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(Number(registers?.value('MaxCurrentValidTime'))).toBeGreaterThan(30);
   });
 });
