@@ -11,6 +11,7 @@ import { configCheck, configSchema } from './commands/config.js';
 import { demo } from './commands/demo.js';
 import { devicesRead, devicesScan, type ScanOptions } from './commands/devices.js';
 import { type DsoChangeOptions, type DsoOptions, dsoApprove, dsoList, dsoReject, dsoRevoke } from './commands/dso.js';
+import { registerGridCommands } from './commands/grid.js';
 import { CommandError, EXIT, type Io, processIo } from './commands/io.js';
 import { keygen, keyShow, keystoreToCommandError } from './commands/key.js';
 import {
@@ -221,6 +222,7 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .option('--readings <n>', 'simulated readings', int('--readings', 1), 200_000)
     .action(run((o: { dir: string; readings: number }) => demo(io, o)));
 
+  registerGridCommands(program, io, done);
   return program;
 }
 

@@ -9,6 +9,7 @@ import { printReport } from './report.js';
 type Bench = (args: readonly string[]) => Promise<BenchReport>;
 
 const BENCHES: Record<string, () => Promise<Bench>> = {
+  grid: async () => (await import('./grid.js')).run,
   ledger: async () => (await import('./ledger.js')).run,
   poll: async () => (await import('./poll.js')).run,
   sync: async () => (await import('./sync.js')).run,
