@@ -74,8 +74,8 @@ export interface VariantResult {
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_.]{0,254}$/;
 
-// Section keywords of the CPLEX LP format as HiGHS reads them, and "free": as a column name HiGHS's reader takes them
-// for the keyword (and the WASM build aborts).
+// Section keywords of the CPLEX LP format as HiGHS reads them, and "free": HiGHS's reader takes such a column name for
+// the keyword, fails, and its WASM build aborts.
 const LP_KEYWORDS = new Set([
   ...'minimize min minimum maximize max maximum st s.t. bounds bound'.split(' '),
   ...'binary binaries bin general generals gen semi semis sos end free'.split(' '),
@@ -84,7 +84,8 @@ const LP_KEYWORDS = new Set([
 /**
  * Why `name` cannot stand in an LP file that both HiGHS and glpsol read, or undefined when it can. Besides the
  * character rules: HiGHS reads any name starting with "inf" or "nan" as a number (C strtod: "inflow" is infinity
- * followed by "low") and the section keywords as keywords; both abort its WASM build (measured with highs 1.15).
+ * followed by "low") and the section keywords as keywords; it then fails to read the file, usually by aborting its
+ * WASM runtime (measured with highs 1.15; glpsol reads them all).
  */
 export function cplexNameProblem(name: string): string | undefined {
   if (!NAME_RE.test(name)) return 'must be a letter or _ then letters, digits, _ or . (at most 255 characters)';

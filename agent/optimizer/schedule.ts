@@ -220,8 +220,9 @@ export function extractSchedule(
 
 /**
  * The schedule used when the model cannot be solved: batteries idle (nothing below any reserve, no export from
- * storage), PV uncurtailed, EVs and shiftable loads left to their own devices (no setpoints are sent for them),
- * curtailable loads at baseline. The grid takes the difference within its limits; the rest shows as unserved.
+ * storage), curtailable PV limited so the export stays within the connection's limit, EVs and shiftable loads left
+ * to their own devices (no setpoints are sent for them), curtailable loads at baseline. The grid takes the
+ * difference within its limits; the rest shows as unserved.
  */
 export function fallbackSchedule(site: SiteModel, diagnosis: readonly Diagnosis[]): SiteSchedule {
   const h = site.horizon;
@@ -232,15 +233,24 @@ export function fallbackSchedule(site: SiteModel, diagnosis: readonly Diagnosis[
     const gridImportW: number[] = [];
     const gridExportW: number[] = [];
     const unservedW: number[] = [];
+    const pvPlanned = b.pv.map(() => new Array<number>(T).fill(0));
     let imp = 0;
     let exp = 0;
     for (let t = 0; t < T; t++) {
       let load = finite(b.criticalLoadW[t]);
       for (const fl of b.flexibleLoads) if (fl.kind === 'curtailable') load += Math.max(0, finite(fl.baselineW?.[t]));
-      const pv = b.pv.reduce((s, p) => s + Math.max(0, finite(p.forecastW[t])), 0);
-      const need = load - pv;
+      const available = b.pv.map((p) => Math.max(0, finite(p.forecastW[t])));
       const importLimit = Math.max(0, finite(b.grid.importLimitW));
       const exportLimit = Math.max(0, finite(b.grid.exportLimitW));
+      // Surplus above the export limit is taken off the curtailable plants, in proportion to what they could make.
+      const surplus = available.reduce((s, w) => s + w, 0) - load - exportLimit;
+      const curtailableW = available.reduce((s, w, i) => s + (b.pv[i]!.curtailable ? w : 0), 0);
+      const cut = surplus > 0 && curtailableW > 0 ? Math.min(1, surplus / curtailableW) : 0;
+      available.forEach((w, i) => {
+        pvPlanned[i]![t] = b.pv[i]!.curtailable ? w * (1 - cut) : w;
+      });
+      const pv = pvPlanned.reduce((s, series) => s + (series[t] ?? 0), 0);
+      const need = load - pv;
       const i = need > 0 ? Math.min(need, importLimit) : 0;
       const e = need < 0 ? Math.min(-need, exportLimit) : 0;
       gridImportW.push(i);
@@ -250,10 +260,10 @@ export function fallbackSchedule(site: SiteModel, diagnosis: readonly Diagnosis[
       exp += (e / 1000) * dt * finite(b.grid.exportPrice[t]);
     }
     const ders: DerSchedule[] = [
-      ...b.pv.map((p) => ({
+      ...b.pv.map((p, i) => ({
         name: p.name,
         kind: 'pv' as const,
-        powerW: p.forecastW.map((w) => Math.max(0, finite(w))),
+        powerW: pvPlanned[i]!,
         availableW: p.forecastW.map((w) => Math.max(0, finite(w))),
       })),
       ...b.batteries.map((k) => ({
