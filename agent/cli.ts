@@ -22,6 +22,7 @@ import {
   ledgerShow,
   ledgerVerify,
 } from './commands/ledger.js';
+import { type OptimizeOptions, optimizeCommand } from './commands/optimize.js';
 import { runAgent } from './commands/run.js';
 import { type SimOptions, simCommand } from './commands/sim.js';
 import { KeystoreError } from './identity/keystore.js';
@@ -221,6 +222,23 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .option('--dir <dir>', 'working directory (wiped first)', 'data/demo')
     .option('--readings <n>', 'simulated readings', int('--readings', 1), 200_000)
     .action(run((o: { dir: string; readings: number }) => demo(io, o)));
+
+  const collect = (value: string, previous: string[]) => [...previous, value];
+  program
+    .command('optimize')
+    .description('plan the buildings for the present state and forecast: schedule and cost breakdown')
+    .requiredOption('--config <file>', 'agent config file with tariffs, buildings and optimizer sections')
+    .option('--at <time>', 'plan as of this time (ISO 8601); now when left out')
+    .option(
+      '--soc <device=pct>',
+      'state of charge of a battery, % (repeatable); 50 % assumed when unknown',
+      collect,
+      [],
+    )
+    .option('--plugged <device>', 'an EV charger with a car plugged in (repeatable)', collect, [])
+    .option('--json', 'the schedule as JSON', false)
+    .option('--export-lp <file>', 'also write the model as a CPLEX LP file (glpsol --lp FILE, HiGHS, CPLEX, Gurobi)')
+    .action(run((o: OptimizeOptions) => optimizeCommand(io, o)));
 
   registerGridCommands(program, io, done);
   return program;

@@ -22,6 +22,8 @@ import { MqttLink } from './link/mqtt-client.js';
 import { createMgmcSync, type MgmcSync, nextLinkSession } from './link/sync.js';
 import { LinkTopics } from './link/topics.js';
 import type { Logger } from './logger.js';
+import { type OptimizerRuntime, startOptimizer } from './optimizer/runtime.js';
+import type { Solver } from './optimizer/solver.js';
 import { Poller } from './poll/poller.js';
 import { resolveSite } from './poll/resolve.js';
 import type { LedgerStore } from './store/ledger-store.js';
@@ -46,6 +48,8 @@ export interface RunningMgmc {
   /** Devices that could not be resolved at start (discovery failed); retried in the background. */
   unresolved(): readonly { device: string; message: string }[];
   meters(): readonly MeterStatus[];
+  /** The optimizer and dispatch, when the config has buildings and optimizer.enabled. */
+  readonly optimizer: OptimizerRuntime | undefined;
   /** The DSO link, when the config has one. */
   readonly sync: MgmcSync | undefined;
   readonly link: MqttLink | undefined;
@@ -60,6 +64,8 @@ export interface StartOptions {
   readonly catalogue?: Catalogue;
   /** How often devices that could not be resolved are tried again, ms. */
   readonly retryUnresolvedMs?: number;
+  /** The optimizer's solver; a warm HiGHS in a worker thread by default (tests pass an in-process one). */
+  readonly solver?: Solver;
 }
 
 /** Starts the MGMC role: returns once the ledger is open and polling has begun (devices may still be down). */
@@ -88,13 +94,38 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
   const pollLogger = logger.child({ module: 'poll' });
   const site = await resolveSite(config, catalogue, clock, pollLogger);
   for (const problem of site.problems) log.warn({ device: problem.device }, problem.message);
-  const poller = new Poller(site.targets, { clock, logger: pollLogger, sink: ledger });
+  let optimizer: OptimizerRuntime | undefined;
+  const poller = new Poller(site.targets, {
+    clock,
+    logger: pollLogger,
+    sink: ledger,
+    onCycle: () => optimizer?.sample(),
+  });
   poller.start();
   log.info({ devices: site.targets.length, buses: site.buses.size }, 'polling');
+  const extraPollers: Poller[] = [];
+  if (config.buildings.length > 0 && config.optimizer.enabled) {
+    const polled = (device: string) => [poller, ...extraPollers].find((p) => p.has(device));
+    optimizer = startOptimizer({
+      config,
+      clock,
+      logger,
+      ledger,
+      db: store.db,
+      latest: (device) => polled(device)?.latest(device),
+      ...(options.solver === undefined ? {} : { solver: options.solver }),
+      // Devices resolved later (retry below) are planned for but dispatched only after a restart.
+      devices: site.targets.map((t) => ({
+        name: t.name,
+        bus: t.bus,
+        unit: t.unit,
+        points: site.placed.get(t.name) ?? [],
+      })),
+    });
+  }
 
   // Devices whose discovery failed (switched off at start) are retried; resolved ones join a poller of their own.
   let unresolved = site.problems;
-  const extraPollers: Poller[] = [];
   let retryTimer: TimerHandle | undefined;
   const retry = async () => {
     if (unresolved.length === 0) return;
@@ -130,10 +161,12 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     buses: site.buses,
     unresolved: () => unresolved,
     meters: () => meters.map((m) => m.status()),
+    optimizer,
     sync: dsoLink?.sync,
     link: dsoLink?.link,
     async stop() {
       retryTimer?.cancel();
+      await optimizer?.stop();
       await Promise.all([poller.stop(), ...extraPollers.map((p) => p.stop())]);
       await Promise.all(meters.map((m) => m.stop()));
       await Promise.all([...site.buses.values()].map((bus) => bus.close()));

@@ -15,6 +15,13 @@
 import { type LinearProgram, LpBuilder } from './lp.js';
 import { type Battery, type BuildingModel, type SiteModel, stepHours } from './model.js';
 
+/**
+ * A tiny cost per kWh and interval of delay for EV charging and shiftable loads: among equally cheap plans the
+ * one that serves earlier wins (a car may leave early; a flat tariff otherwise leaves the choice to the solver's
+ * pivoting, which dispatches as erratic spikes). Far below any real price difference.
+ */
+export const DELAY_COST_PER_KWH = 1e-6;
+
 /** Price of a kWh of load not served or of PV spilled by a plant that cannot be curtailed (currency per kWh). */
 export const PENALTY_PER_KWH = 10;
 
@@ -164,7 +171,7 @@ export function formulate(site: SiteModel, name = 'mgmc_site'): Formulation {
       const terms: [number, number][] = [];
       for (let t = 0; t < T; t++) {
         const f = overlapFraction(e.arrival, e.departure, h.start + t * h.stepMs, h.stepMs);
-        power[t] = lp.addColumn(`ev_${bi}_${ei}_${t}`, 0, kw(e.maxPowerW) * f);
+        power[t] = lp.addColumn(`ev_${bi}_${ei}_${t}`, 0, kw(e.maxPowerW) * f, DELAY_COST_PER_KWH * t * dt);
         balanceTerms[t]?.push([power[t] ?? 0, -1]);
         terms.push([power[t] ?? 0, dt]);
       }
@@ -196,7 +203,7 @@ export function formulate(site: SiteModel, name = 'mgmc_site'): Formulation {
             h.start + t * h.stepMs,
             h.stepMs,
           );
-          power[t] = lp.addColumn(`shift_${bi}_${fi}_${t}`, 0, kw(fl.maxPowerW) * f);
+          power[t] = lp.addColumn(`shift_${bi}_${fi}_${t}`, 0, kw(fl.maxPowerW) * f, DELAY_COST_PER_KWH * t * dt);
           balanceTerms[t]?.push([power[t] ?? 0, -1]);
           terms.push([power[t] ?? 0, dt]);
         }

@@ -17,7 +17,10 @@ export interface CostBreakdown {
   readonly trades: number;
   /** Cost of curtailed flexible load. */
   readonly curtailment: number;
-  /** Penalties: unserved load, spilled PV that could not be curtailed, EV and shiftable energy short at departure. */
+  /**
+   * Penalties: unserved load, spilled PV that could not be curtailed, EV and shiftable energy short at departure,
+   * and the negligible tie-breaking cost of serving later (formulate.ts DELAY_COST_PER_KWH).
+   */
   readonly penalties: number;
   readonly total: number;
 }
@@ -161,6 +164,7 @@ export function extractSchedule(
       const cols = c.evs[ei]!;
       const short = v(cols.shortfall);
       penalties += short * e.shortfallCostPerKWh;
+      for (const col of cols.power) penalties += v(col) * (f.lp.colCost[col] ?? 0);
       ders.push({
         name: e.name,
         kind: 'ev',
@@ -181,6 +185,7 @@ export function extractSchedule(
       } else {
         const short = v(cols.shortfall);
         penalties += short * Math.max(fl.costPerKWh, 0);
+        for (const col of cols.power) penalties += v(col) * (f.lp.colCost[col] ?? 0);
         ders.push({
           name: fl.name,
           kind: 'shiftable',

@@ -174,6 +174,11 @@ export class Poller {
   }
 
   /** The latest value of every point of a device, each with the time it was actually read. */
+  /** Whether this poller reads the device. */
+  has(name: string): boolean {
+    return this.devices.some((d) => d.target.name === name);
+  }
+
   latest(name: string): ReadonlyMap<string, PointValue> {
     const device = this.devices.find((d) => d.target.name === name);
     if (device === undefined) throw new Error(`poller: no device named '${name}'`);

@@ -126,6 +126,8 @@ export function recordedKeys(device: DeviceConfig, points: readonly PlacedPoint[
 export interface ResolvedSite {
   readonly buses: Map<string, ModbusBus>;
   readonly targets: PollTarget[];
+  /** Every placed point of each resolved device, controls included (setpoints are written to points not polled). */
+  readonly placed: Map<string, PlacedPoint[]>;
   /** Devices left out, each with the reason a technician can act on. */
   readonly problems: { device: string; message: string }[];
 }
@@ -143,6 +145,7 @@ export async function resolveSite(
   const missing = config.buses.filter((b) => !buses.has(b.name));
   for (const [name, bus] of openBuses(missing, clock, logger)) buses.set(name, bus);
   const targets: PollTarget[] = [];
+  const placed = new Map<string, PlacedPoint[]>();
   const problems: { device: string; message: string }[] = [];
   const busConfig = new Map(config.buses.map((b) => [b.name, b]));
   const maxGapOf = (bus: string) => busConfig.get(bus)?.maxGap ?? 8;
@@ -163,6 +166,7 @@ export async function resolveSite(
               `device '${device.name}': SunSpec models ${skippedModels.join(', ')} have no profile; not read`,
             );
           }
+          placed.set(device.name, points);
           const record = recordedKeys(device, points);
           // Only blocks that hold something recorded are read; scale factors travel with their points.
           const wanted = points.filter((p) => record.has(p.key));
@@ -189,5 +193,5 @@ export async function resolveSite(
   // Config order, not the order discovery happened to finish in.
   const order = new Map(config.devices.map((d, i) => [d.name, i]));
   targets.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
-  return { buses, targets, problems };
+  return { buses, targets, placed, problems };
 }

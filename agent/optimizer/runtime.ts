@@ -1,0 +1,126 @@
+/**
+ * The optimizer inside a running MGMC: a warm solver in a worker thread, forecasts over the agent's own ledger, the
+ * state from the poller, the setpoint keeper and the dispatcher, and the rolling service that ties them together.
+ * main.ts calls startOptimizer() once the poller runs and stop() before the buses close.
+ */
+import type { ModbusBus, PlacedPoint } from '../../hardware/modbus/types.js';
+import type { Clock } from '../clock.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { Ledger } from '../ledger/ledger.js';
+import type { Logger } from '../logger.js';
+import type { PointValue } from '../poll/poller.js';
+import { SetpointKeeper } from '../poll/setpoints.js';
+import type { SqliteDatabase } from '../store/database.js';
+import { Dispatcher, resolveDispatchDevices } from './dispatch.js';
+import { createLedgerHistory } from './forecast/history.js';
+import type { CommittedTrade, NetPositionCaps } from './model.js';
+import { scheduleRecords } from './schedule-record.js';
+import { OptimizerService } from './service.js';
+import { dispatchConfigs, forecasterFromConfig, forecastSeries, pollerState } from './setup.js';
+import { createWorkerSolver, type Solver } from './solver.js';
+
+export interface OptimizerRuntimeDeps {
+  readonly config: AgentConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly ledger: Ledger;
+  readonly db: SqliteDatabase;
+  /** The poller's latest values of a device (undefined for a device it does not poll). */
+  readonly latest: (device: string) => ReadonlyMap<string, PointValue> | undefined;
+  /** Every resolved device with its bus and all its placed points (controls included). */
+  readonly devices: readonly { name: string; bus: ModbusBus; unit: number; points: readonly PlacedPoint[] }[];
+  /** A solver to use instead of a fresh worker (tests). */
+  readonly solver?: Solver;
+  readonly commitments?: () => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+}
+
+export interface OptimizerRuntime {
+  readonly service: OptimizerService;
+  readonly dispatcher: Dispatcher | undefined;
+  /** Call after every poll cycle: the dispatcher samples the DERs' response. */
+  sample(): void;
+  stop(): Promise<void>;
+}
+
+export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
+  const { config, clock, logger } = deps;
+  const log = logger.child({ module: 'optimizer' });
+  const solver = deps.solver ?? createWorkerSolver({ logger: log });
+  const history = createLedgerHistory({ db: deps.db, logger: log });
+  const revertSeconds = config.optimizer.revertSeconds;
+  // Controls without a revert register (StorCtl_Mod, Victron ESS, a read-only validity timer) are renewed on this
+  // period; half the revert time keeps them alive as long as the ones with a timer.
+  const keeper = new SetpointKeeper({
+    clock,
+    logger: logger.child({ module: 'setpoints' }),
+    sink: deps.ledger,
+    revertSeconds,
+    refreshMs: Math.min(30_000, (revertSeconds * 1000) / 2),
+  });
+  let dispatcher: Dispatcher | undefined;
+  if (config.optimizer.dispatch) {
+    const resolved = resolveDispatchDevices(dispatchConfigs(config), deps.devices);
+    for (const p of resolved.problems) log.warn({ device: p.device }, `${p.message}; it is planned but not dispatched`);
+    for (const p of resolved.warnings) log.warn({ device: p.device }, p.message);
+    dispatcher = new Dispatcher({
+      keeper,
+      devices: resolved.devices,
+      sink: deps.ledger,
+      clock,
+      logger: log,
+      limits: { exportLimitW: Object.fromEntries(config.buildings.map((b) => [b.name, b.exportLimitW])) },
+      latest: (device) => deps.latest(device) ?? new Map(),
+    });
+  }
+  const service = new OptimizerService({
+    config,
+    clock,
+    logger: log,
+    solver,
+    forecasts: forecasterFromConfig(config, history),
+    state: pollerState(config, deps.latest, () => clock.now()),
+    record: (records) => deps.ledger.append(records),
+    toRecords: scheduleRecords,
+    ...(dispatcher === undefined ? {} : { dispatcher }),
+    ...(deps.commitments === undefined ? {} : { commitments: deps.commitments }),
+  });
+  // The first read of two weeks of history takes seconds on a gateway: done in slices that yield to the event loop,
+  // so polling goes on; planning starts once it is in memory (later reads fetch only what was appended).
+  let stopped = false;
+  const now = clock.now();
+  history
+    .warm(forecastSeries(config), now - 15 * 86_400_000, now)
+    .catch((error: unknown) =>
+      log.warn({ err: error }, 'reading the history for the forecasts failed; planning without'),
+    )
+    .finally(() => {
+      if (!stopped) service.start();
+    });
+  log.info(
+    {
+      buildings: config.buildings.length,
+      dispatch: dispatcher !== undefined,
+      stepMinutes: config.optimizer.stepMinutes,
+    },
+    'optimizer started',
+  );
+  return {
+    service,
+    dispatcher,
+    sample: () => dispatcher?.sample(),
+    async stop() {
+      stopped = true;
+      service.stop();
+      // Hand the devices back before the buses close: batteries to their own mode, PV to 100 %.
+      if (dispatcher !== undefined) {
+        try {
+          await dispatcher.releaseAll();
+        } catch (error) {
+          log.warn({ err: error }, 'could not hand every device back; their revert timers will');
+        }
+      }
+      keeper.stop();
+      if (deps.solver === undefined) await solver.close();
+    },
+  };
+}
