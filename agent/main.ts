@@ -17,6 +17,7 @@ import { signerFromPrivateKey } from './ledger/block.js';
 import type { Ledger } from './ledger/ledger.js';
 import { checkMeterBatch } from './ledger/meter-batch.js';
 import { openWritableLedger } from './ledger/open.js';
+import { MgmcAdjustments } from './link/adjustments.js';
 import { EnvelopeSealer } from './link/envelope.js';
 import { MqttLink } from './link/mqtt-client.js';
 import { createMgmcSync, type MgmcSync, nextLinkSession } from './link/sync.js';
@@ -53,6 +54,8 @@ export interface RunningMgmc {
   /** The DSO link, when the config has one. */
   readonly sync: MgmcSync | undefined;
   readonly link: MqttLink | undefined;
+  /** The DSO's adjustment contracts (caps on the net position), when the config has a link. */
+  readonly adjustments: MgmcAdjustments | undefined;
   /** Stops polling and the meters, seals what is unsealed and closes the database. */
   stop(): Promise<void>;
 }
@@ -114,6 +117,7 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
       db: store.db,
       latest: (device) => polled(device)?.latest(device),
       ...(options.solver === undefined ? {} : { solver: options.solver }),
+      ...(dsoLink === undefined ? {} : { dso: dsoLink.adjustments }),
       // Devices resolved later (retry below) are planned for but dispatched only after a restart.
       devices: site.targets.map((t) => ({
         name: t.name,
@@ -164,6 +168,7 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     optimizer,
     sync: dsoLink?.sync,
     link: dsoLink?.link,
+    adjustments: dsoLink?.adjustments,
     async stop() {
       retryTimer?.cancel();
       await optimizer?.stop();
@@ -172,6 +177,7 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
       await Promise.all([...site.buses.values()].map((bus) => bus.close()));
       ledger.stop();
       if (dsoLink !== undefined) {
+        dsoLink.adjustments.stop();
         dsoLink.sync.stop();
         await dsoLink.link.close();
       }
@@ -189,7 +195,7 @@ function startLink(
   ledger: Ledger,
   clock: Clock,
   logger: Logger,
-): { sync: MgmcSync; link: MqttLink } {
+): { sync: MgmcSync; link: MqttLink; adjustments: MgmcAdjustments } {
   const linkConfig = config.link;
   const genesisPath = config.dso.genesis;
   const bus = config.dso.feederBus;
@@ -239,9 +245,22 @@ function startLink(
     outboxOptions: { receiptTimeoutMs: linkConfig.receiptTimeoutMs },
     ...(pruneAfterDays === undefined ? {} : { pruneAfterMs: pruneAfterDays * 86_400_000 }),
   });
+  const adjustments = new MgmcAdjustments({
+    link,
+    sealer,
+    topics,
+    db: store.db,
+    privateKey: key.privateKey,
+    validators: () => sync.validators(),
+    clock,
+    logger,
+    ledger,
+  });
   sync.start();
+  // Before connecting, so a contract waiting for this MGMC on the broker finds its handler.
+  adjustments.start();
   link.connect();
-  return { sync, link };
+  return { sync, link, adjustments };
 }
 
 type MeterConfig = AgentConfig['meters'][number];

@@ -12,12 +12,21 @@
  *    differences of the full power flow, with the largest difference between them.
  * 4. Reconfiguration of the 33-bus feeder by branch exchange, losses alone: the losses reached against the
  *    literature's optimum (139.55 kW).
+ * 5. The DSO's network check on scenarios built to break limits (solar exports at feeder ends above 1.05 pu, an
+ *    import overloading a lateral): the 33-bus feeder at half load with 8 MGMCs, and the synthetic feeder with 20.
+ *    LP iterations until the caps are secure, the time of one caps LP (HiGHS, in this thread) and of the whole check,
+ *    and the curtailment, against the naive DSO that scales every position by one factor (bisection on the full
+ *    power flow); then the DSO rounds until secure when the MGMCs re-trade exactly to their caps (the market's own
+ *    loop count comes with issue 6).
  */
+import { applyCaps, checkNetwork, loadsWithPositions, type ReportedPosition } from '../agent/dso/network-check.js';
 import { createFeeder, type Feeder, type FeederSpec, type LineSpec } from '../agent/grid/feeder.js';
 import { IEEE33_PUBLISHED, ieee33 } from '../agent/grid/ieee33.js';
+import { checkLimits } from '../agent/grid/limits.js';
 import { type BusPowers, busLoads, type PowerFlowResult, powerFlow } from '../agent/grid/powerflow.js';
 import { reconfigure } from '../agent/grid/reconfigure.js';
 import { sensitivities } from '../agent/grid/sensitivity.js';
+import { createInlineSolver, type Solver } from '../agent/optimizer/solver.js';
 import { mulberry32 } from '../sim/random.js';
 import { newtonRaphson } from './grid-newton.js';
 import type { BenchReport, BenchRow } from './report.js';
@@ -162,6 +171,146 @@ function comparePowerFlows(
   );
 }
 
+/** MGMCs on the 33-bus feeder at half load: exports at the ends of the main feeder and of the 33 branch, imports on
+ * the 25 lateral and near the substation. Breaks the voltage band and line s24's ampacity. */
+function ieee33Scenario(): ReportedPosition[] {
+  return [
+    { mgmc: 'pv-18', bus: '18', netW: -1_500_000 },
+    { mgmc: 'pv-17', bus: '17', netW: -500_000 },
+    { mgmc: 'pv-33', bus: '33', netW: -1_800_000 },
+    { mgmc: 'pv-32', bus: '32', netW: -300_000 },
+    { mgmc: 'factory-25', bus: '25', netW: 2_000_000 },
+    { mgmc: 'mall-24', bus: '24', netW: 300_000 },
+    { mgmc: 'home-7', bus: '7', netW: 50_000 },
+    { mgmc: 'home-3', bus: '3', netW: 80_000 },
+  ];
+}
+
+/** `count` MGMCs at seeded random buses of the far half of a synthetic feeder, mostly exporting 0.2-0.8 MW. */
+function syntheticScenario(feeder: Feeder, seed: number, count: number): ReportedPosition[] {
+  const random = mulberry32(seed * 7 + 1);
+  const n = feeder.buses.length;
+  const positions: ReportedPosition[] = [];
+  const used = new Set<string>();
+  while (positions.length < count) {
+    const bus = feeder.buses[Math.floor(n / 2 + random() * (n / 2 - 1))]?.name as string;
+    if (used.has(bus)) continue;
+    used.add(bus);
+    const sign = random() < 0.75 ? -1 : 1;
+    positions.push({ mgmc: `mg${positions.length}`, bus, netW: Math.round(sign * (200_000 + random() * 600_000)) });
+  }
+  return positions;
+}
+
+function secureAt(feeder: Feeder, base: BusPowers, positions: readonly ReportedPosition[], w: number[]): boolean {
+  return checkLimits(feeder, powerFlow(feeder, loadsWithPositions(feeder, base, positions, w))).ok;
+}
+
+/** The naive DSO: one factor for every position, the largest that is secure (bisection to 1e-4). */
+function uniformCurtailment(feeder: Feeder, base: BusPowers, positions: readonly ReportedPosition[]): number {
+  let low = 0;
+  let high = 1;
+  while (high - low > 1e-4) {
+    const mid = (low + high) / 2;
+    if (
+      secureAt(
+        feeder,
+        base,
+        positions,
+        positions.map((p) => p.netW * mid),
+      )
+    )
+      low = mid;
+    else high = mid;
+  }
+  return positions.reduce((sum, p) => sum + Math.abs(p.netW), 0) * (1 - low);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+async function capsBench(
+  label: string,
+  feeder: Feeder,
+  base: BusPowers,
+  positions: readonly ReportedPosition[],
+  solver: Solver,
+  runs: number,
+  rows: BenchRow[],
+  notes: string[],
+): Promise<void> {
+  await checkNetwork(feeder, positions, solver, { base }); // warm: the first HiGHS solve of a process is slow
+  let check = await checkNetwork(feeder, positions, solver, { base });
+  // Medians: a garbage-collector pause inside one solve would otherwise dominate a mean of a few milliseconds.
+  const checkTimes: number[] = [];
+  const lpTimes: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    check = await checkNetwork(feeder, positions, solver, { base });
+    checkTimes.push(performance.now() - start);
+    lpTimes.push(check.lpMs / Math.max(1, check.iterations));
+  }
+  const checkMs = median(checkTimes);
+  if (!check.secure) throw new Error(`${label}: the caps scenario ended ${check.status}: ${check.reason}`);
+  const uniformStart = performance.now();
+  const uniform = uniformCurtailment(feeder, base, positions);
+  const uniformMs = performance.now() - uniformStart;
+  // The DSO loop with MGMCs that re-trade exactly to their caps: report, check, cap, report again.
+  let reported = positions.map((p) => ({ ...p }));
+  let rounds = 0;
+  for (;;) {
+    rounds++;
+    const round = await checkNetwork(feeder, reported, solver, { base });
+    if (round.caps.length === 0 || rounds >= 10) break;
+    reported = reported.map((p) => {
+      const cap = round.caps.find((c) => c.mgmc === p.mgmc);
+      return cap === undefined ? p : { ...p, netW: applyCaps(p.netW, cap) };
+    });
+  }
+  const lp = check.lp;
+  rows.push(
+    { metric: `${label} caps: LP iterations until secure`, unit: 'LPs', ours: check.iterations },
+    { metric: `${label} caps: full power flows`, unit: 'count', ours: check.powerFlows },
+    {
+      metric: `${label} caps LP (${lp?.columns ?? 0} columns, ${lp?.rows ?? 0} rows)`,
+      unit: 'ms per solve, median',
+      ours: median(lpTimes),
+      higherIsBetter: false,
+    },
+    {
+      metric: `${label} network check, whole`,
+      unit: 'ms, median',
+      ours: checkMs,
+      referenceName: 'uniform scaling, bisection',
+      reference: uniformMs,
+      higherIsBetter: false,
+    },
+    {
+      metric: `${label} curtailment`,
+      unit: 'kW',
+      ours: check.curtailedW / 1000,
+      referenceName: 'uniform scaling, bisection',
+      reference: uniform / 1000,
+      higherIsBetter: false,
+    },
+    { metric: `${label} DSO rounds until secure (MGMCs keep to caps)`, unit: 'rounds', ours: rounds },
+  );
+  notes.push(
+    `${label} caps: ${positions.length} MGMCs, ${check.before.violations.length} violations before ` +
+      `(${check.before.violations
+        .slice(0, 2)
+        .map((v) => v.message)
+        .join('; ')}), none after; ${check.caps.length} MGMC(s) capped ` +
+      `(${check.caps.map((c) => `${c.mgmc} ${(c.curtailedW / 1000).toFixed(1)} kW`).join(', ')}); check timed over ` +
+      `${runs} runs`,
+  );
+}
+
 export async function run(args: readonly string[]): Promise<BenchReport> {
   const buses = option(args, '--buses', 1000);
   const seed = option(args, '--seed', 33);
@@ -272,6 +421,16 @@ export async function run(args: readonly string[]): Promise<BenchReport> {
       `${withPenalty.after.openSwitches.join(', ')}, ${withPenalty.after.lossKw.toFixed(2)} kW, min voltage ` +
       `${withPenalty.after.minVoltage.pu.toFixed(4)} pu`,
   );
+
+  const solver = await createInlineSolver();
+  try {
+    await capsBench('ieee33', ieee, busLoads(ieee, { scale: 0.5 }), ieee33Scenario(), solver, 20, rows, notes);
+    const lightly = syntheticFeeder(buses, seed, 0.97);
+    const scenario = syntheticScenario(lightly.feeder, seed, 20);
+    await capsBench(`synthetic ${buses}`, lightly.feeder, lightly.loads, scenario, solver, 5, rows, notes);
+  } finally {
+    await solver.close();
+  }
 
   return {
     name: 'grid',

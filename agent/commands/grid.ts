@@ -1,17 +1,22 @@
 /**
- * mgmc grid powerflow | reconfigure: the DSO's view of a feeder. `powerflow` solves one operating point and prints
- * bus voltages, line loadings, losses and limit violations; `reconfigure` chooses switch states that keep the feeder
- * radial and lower losses and violations. The feeder is a file (docs/feeder-format.md) or a built-in one (ieee33).
+ * mgmc grid powerflow | reconfigure | check: the DSO's view of a feeder. `powerflow` solves one operating point and
+ * prints bus voltages, line loadings, losses and limit violations; `reconfigure` chooses switch states that keep the
+ * feeder radial and lower losses and violations; `check` runs the DSO's network check on MGMC net positions per
+ * market interval and prints the caps the DSO would send. The feeder is a file (docs/feeder-format.md) or a built-in
+ * one (ieee33).
  */
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
+import { checkNetwork, type NetworkCheck } from '../dso/network-check.js';
+import { type IntervalPositions, loadPositionsFile } from '../dso/positions-file.js';
 import { createFeeder, type Feeder, FeederError, openSwitches } from '../grid/feeder.js';
 import { FeederFileError, feederToYaml, loadFeederFile, loadLoadsFile } from '../grid/feeder-file.js';
 import { ieee33 } from '../grid/ieee33.js';
 import { checkLimits, type LimitReport } from '../grid/limits.js';
 import { type BusPowers, busLoads, type PowerFlowResult, powerFlow } from '../grid/powerflow.js';
 import { type ReconfigureResult, reconfigure } from '../grid/reconfigure.js';
+import { createInlineSolver } from '../optimizer/solver.js';
 import { CommandError, EXIT, type Io, table } from './io.js';
 
 /** Feeders that ship with the agent, by the name --feeder takes instead of a file. */
@@ -34,6 +39,14 @@ export interface GridReconfigureOptions {
   readonly penalty?: number;
   /** Write the reconfigured feeder here (never overwritten). */
   readonly out?: string;
+  readonly json: boolean;
+}
+
+export interface GridCheckOptions {
+  readonly feeder: string;
+  readonly positions: string;
+  /** LP solves per interval at most. */
+  readonly maxIterations?: number;
   readonly json: boolean;
 }
 
@@ -241,6 +254,125 @@ function describeReconfiguration(chosen: ReconfigureResult): string {
   return lines.join('\n');
 }
 
+/**
+ * The DSO's network check for every interval of a positions file: violations at the reported positions and the caps
+ * the DSO would send. Exit 0 when every interval is secure (as reported or with the caps), 1 when one cannot be made
+ * secure.
+ */
+export async function gridCheck(io: Io, options: GridCheckOptions): Promise<number> {
+  const feeder = await openFeeder(options.feeder);
+  if (!existsSync(options.positions)) {
+    throw new CommandError(`positions file ${options.positions} does not exist`, EXIT.noInput);
+  }
+  const intervals = await asCommandError(() => loadPositionsFile(options.positions, feeder));
+  const solver = await createInlineSolver();
+  const checks: { interval: IntervalPositions; check: NetworkCheck }[] = [];
+  try {
+    for (const interval of intervals) {
+      const check = await asCommandError(() =>
+        checkNetwork(feeder, interval.positions, solver, {
+          base: interval.base,
+          ...(interval.start === undefined ? {} : { interval: interval.start }),
+          ...(options.maxIterations === undefined ? {} : { maxIterations: options.maxIterations }),
+        }),
+      );
+      checks.push({ interval, check });
+    }
+  } finally {
+    await solver.close();
+  }
+  const code = checks.every((c) => c.check.secure) ? EXIT.ok : EXIT.failed;
+  if (options.json) {
+    io.out(
+      JSON.stringify({
+        feeder: feeder.name,
+        secure: code === EXIT.ok,
+        intervals: checks.map(({ interval, check }) => ({
+          interval: interval.label,
+          ...(interval.start === undefined ? {} : { start: interval.start }),
+          positions: interval.positions,
+          status: check.status,
+          secure: check.secure,
+          ...(check.reason === undefined ? {} : { reason: check.reason }),
+          caps: check.caps,
+          curtailedW: check.curtailedW,
+          iterations: check.iterations,
+          powerFlows: check.powerFlows,
+          lpMs: check.lpMs,
+          violationsBefore: check.before.violations,
+          violationsAfter: check.after.violations,
+        })),
+      }),
+    );
+    return code;
+  }
+  io.out(describeFeeder(feeder));
+  for (const { interval, check } of checks) {
+    io.out('');
+    io.out(describeCheck(feeder, interval, check));
+  }
+  io.out('');
+  const notSecure = checks.filter((c) => !c.check.secure).map((c) => c.interval.label);
+  io.out(
+    notSecure.length === 0
+      ? `all ${checks.length} interval(s) secure${checks.some((c) => c.check.caps.length > 0) ? ' with the caps above' : ''}`
+      : `not secure: ${notSecure.join(', ')}`,
+  );
+  return code;
+}
+
+function kw(w: number | undefined): string {
+  return w === undefined ? '-' : f(w / 1000, 1);
+}
+
+function describeCheck(feeder: Feeder, interval: IntervalPositions, check: NetworkCheck): string {
+  const imports = interval.positions.filter((p) => p.netW > 0).reduce((a, p) => a + p.netW, 0);
+  const exports = interval.positions.filter((p) => p.netW < 0).reduce((a, p) => a - p.netW, 0);
+  const lines = [
+    `interval ${interval.label}: ${interval.positions.length} position(s), import ${kw(imports)} kW, export ` +
+      `${kw(exports)} kW`,
+    indent(describeViolations(feeder, check.before)),
+  ];
+  if (check.status === 'secure') {
+    lines.push('  secure as reported: the DSO sends no caps');
+    return lines.join('\n');
+  }
+  const how =
+    `${check.iterations} LP iteration(s), ${check.powerFlows} power flows, LP ${f(check.lpMs, 1)} ms; ` +
+    `curtailment ${kw(check.curtailedW)} kW`;
+  lines.push(
+    check.status === 'secured' ? `  the caps below make it secure (${how})` : `  NOT SECURE (${how}): ${check.reason}`,
+  );
+  if (check.caps.length > 0) {
+    lines.push(
+      indent(
+        table(
+          ['MGMC', 'BUS', 'POSITION (kW)', 'MAX IMPORT (kW)', 'MAX EXPORT (kW)', 'CURTAILED (kW)'],
+          check.caps.map((c) => [c.mgmc, c.bus, kw(c.positionW), kw(c.maxImportW), kw(c.maxExportW), kw(c.curtailedW)]),
+        ),
+      ),
+    );
+    const untouched = interval.positions.length - check.caps.length;
+    if (untouched > 0) lines.push(`  ${untouched} other position(s) keep their trades (no cap)`);
+  }
+  const after = check.after;
+  lines.push(
+    `  with the caps: voltage ${f(after.minVoltage.pu, 4)}-${f(after.maxVoltage.pu, 4)} pu` +
+      (after.maxLoading === undefined
+        ? ''
+        : `, most loaded line ${after.maxLoading.line} at ${f(after.maxLoading.pct, 1)} %`),
+  );
+  if (!after.ok) lines.push(indent(describeViolations(feeder, after)));
+  return lines.join('\n');
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `  ${line}`)
+    .join('\n');
+}
+
 function number(name: string, min: number) {
   return (value: string): number => {
     const n = Number(value);
@@ -259,9 +391,11 @@ function integer(name: string, min: number) {
   };
 }
 
-/** Adds `mgmc grid powerflow` and `mgmc grid reconfigure`; `done` receives the exit code, as in agent/cli.ts. */
+/** Adds `mgmc grid powerflow`, `reconfigure` and `check`; `done` receives the exit code, as in agent/cli.ts. */
 export function registerGridCommands(program: Command, io: Io, done: (code: number) => void): void {
-  const grid = program.command('grid').description('the distribution feeder: power flow and reconfiguration');
+  const grid = program
+    .command('grid')
+    .description('the distribution feeder: power flow, reconfiguration and the network check of MGMC positions');
   const feederHelp = `feeder file (docs/feeder-format.md) or a built-in feeder: ${Object.keys(BUILT_IN).join(', ')}`;
   grid
     .command('powerflow')
@@ -289,4 +423,12 @@ export function registerGridCommands(program: Command, io: Io, done: (code: numb
     .option('--out <file>', 'write the reconfigured feeder as a feeder file (never overwritten)')
     .option('--json', 'print as JSON', false)
     .action(async (o: GridReconfigureOptions) => done(await gridReconfigure(io, o)));
+  grid
+    .command('check')
+    .description("the DSO's network check: violations at MGMC net positions and the caps the DSO would send")
+    .requiredOption('--feeder <file|name>', feederHelp)
+    .requiredOption('--positions <file>', 'net positions per MGMC and market interval (docs/feeder-format.md)')
+    .option('--max-iterations <n>', 'LP solves per interval at most (default 10)', integer('--max-iterations', 1))
+    .option('--json', 'print as JSON', false)
+    .action(async (o: GridCheckOptions) => done(await gridCheck(io, o)));
 }

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/index.js';
 import { startDso } from '../dso/node.js';
+import { loadFeederFile } from '../grid/feeder-file.js';
 import { createLogger } from '../logger.js';
 import { startMgmc } from '../main.js';
 import { EXIT, type Io } from './io.js';
@@ -22,7 +23,20 @@ export async function runAgent(io: Io, options: RunOptions): Promise<number> {
   const logger = createLogger({ level: config.log.level });
   const agent =
     config.role === 'dso'
-      ? await startDso(config, { clock: systemClock(), logger })
+      ? await startDso(config, {
+          clock: systemClock(),
+          logger,
+          ...(config.dso.grid === undefined
+            ? {}
+            : {
+                grid: {
+                  feeder: await loadFeederFile(config.dso.grid.feeder),
+                  intervalMs: config.dso.grid.intervalMinutes * 60_000,
+                  settleMs: config.dso.grid.settleSeconds * 1000,
+                  maxRounds: config.dso.grid.maxRounds,
+                },
+              }),
+        })
       : await startMgmc(config, { clock: systemClock(), logger });
   const stopSignal = new Promise<string>((done) => {
     const onSignal = (signal: NodeJS.Signals) => {

@@ -135,6 +135,38 @@ export const dsoSchema = Section(
       default: 'dso-verifiers',
       description: 'role dso: MQTT 5 shared-subscription group of the verifier processes of one DSO.',
     }),
+    grid: Type.Optional(
+      Section(
+        {
+          feeder: FilePath({
+            description:
+              'role dso: the feeder file (docs/feeder-format.md; examples/feeder-ieee33.yaml is the IEEE 33-bus feeder).',
+          }),
+          intervalMinutes: Type.Integer({
+            minimum: 1,
+            maximum: 1440,
+            default: 15,
+            description: 'Market interval the MGMCs report positions for, minutes.',
+          }),
+          settleSeconds: Type.Number({
+            minimum: 0.1,
+            maximum: 3600,
+            default: 5,
+            description: 'Check an interval this long after the last position for it arrived.',
+          }),
+          maxRounds: Type.Integer({
+            minimum: 1,
+            maximum: 50,
+            default: 5,
+            description: 'Network-check rounds per interval; after the last one its caps stand.',
+          }),
+        },
+        {
+          description:
+            'role dso: the network security check: power flow on the MGMCs positions, encrypted adjustment contracts.',
+        },
+      ),
+    ),
   },
   { description: 'The DSO: its chain, the MGMC registration (role mgmc) and the DSO node itself (role dso).' },
 );
@@ -142,7 +174,7 @@ export const dsoSchema = Section(
 /** Keys of `dso` that only one role reads; writing one in the other role's file is a mistake worth reporting. */
 export const DSO_KEYS_OF_ROLE = {
   mgmc: ['feederBus', 'trade', 'anonymEpoch'],
-  dso: ['policy', 'sealEverySeconds', 'sealEveryEntries', 'anchor', 'shareGroup'],
+  dso: ['policy', 'sealEverySeconds', 'sealEveryEntries', 'anchor', 'shareGroup', 'grid'],
 } as const;
 
 export const linkSections = {

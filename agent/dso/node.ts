@@ -8,10 +8,16 @@
  *
  * Nothing here must be delivered for correctness: a receipt or header lost while the broker is down heals itself (the
  * MGMC sends the block again and gets the receipt for a duplicate; its light client asks for missing headers), so
- * publishes are fire-and-forget with a log line on failure.
+ * publishes are fire-and-forget with a log line on failure. Adjustment contracts are the exception: grid-security.ts
+ * sends them again until acknowledged.
+ *
+ * With a feeder (StartDsoOptions.grid) the anchor node also runs grid security (grid-security.ts): it takes the MGMCs'
+ * net positions from node/+/positions, checks the feeder and sends adjustment contracts on dso/adjustments/{addr};
+ * acks come back on node/+/acks. Positions are not shared among verifiers: one process must see all of an interval.
  */
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AgentConfig } from '../config/schema.js';
+import type { Feeder } from '../grid/feeder.js';
 import { readKeystoreFile } from '../identity/keystore.js';
 import { SignatureVerifier } from '../identity/signing.js';
 import { signerFromPrivateKey } from '../ledger/block.js';
@@ -20,11 +26,13 @@ import { type Envelope, type EnvelopeBody, EnvelopeSealer, openEnvelope } from '
 import { type LinkMessage, MqttLink } from '../link/mqtt-client.js';
 import { LinkTopics, parseTopic } from '../link/topics.js';
 import type { Logger } from '../logger.js';
+import { createWorkerSolver, type Solver } from '../optimizer/solver.js';
 import { DsoAnchor, type SealedDsoBlock } from './anchor.js';
 import { encodeDsoHeader, unpackSeals } from './chain.js';
 import { DsoChainStore } from './chain-store.js';
 import { openDsoDatabase } from './database.js';
 import { loadGenesis } from './genesis.js';
+import { GridSecurity, type GridSecuritySettings } from './grid-security.js';
 import { encodeReceipt, type Receipt } from './receipt.js';
 import { type OutgoingMessage, Registry } from './registry.js';
 import { type BlockDelivery, type BlockOutcome, BlockVerifier, rejectionBody } from './verifier.js';
@@ -60,6 +68,8 @@ export interface RunningDso {
   readonly verifier: BlockVerifier;
   readonly anchor: DsoAnchor;
   readonly store: DsoChainStore;
+  /** Grid security (positions, network check, adjustment contracts), when started with a feeder on the anchor node. */
+  readonly grid: GridSecurity | undefined;
   stats(): DsoStats;
   /** Stops timers, seals what is pending (anchor node), leaves the broker and closes the database. */
   stop(): Promise<void>;
@@ -72,6 +82,15 @@ export interface StartDsoOptions {
   readonly parkedRetryMs?: number;
   /** How often the registry looks for operator changes (`mgmc dso approve`), ms (default 2000). */
   readonly registryRefreshMs?: number;
+  /** Grid security on this feeder (anchor node only): positions in, adjustment contracts out. */
+  readonly grid?: DsoGridOptions;
+}
+
+export interface DsoGridOptions extends GridSecuritySettings {
+  /** The feeder the MGMCs' registered buses belong to. */
+  readonly feeder: Feeder;
+  /** The LP solver; default a HiGHS worker thread of its own, closed on stop(). */
+  readonly solver?: Solver;
 }
 
 /** Starts the DSO role; returns once the database is open and the broker connection is being made. */
@@ -368,6 +387,36 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     .catch(report('registrations'));
   void link.subscribe(topics.shared(group, topics.nodeFilter('messages')), onNodeMessage).catch(report('messages'));
 
+  const gridOptions = isAnchor ? options.grid : undefined;
+  // The solver runs off the event loop, so a network check never holds up block verification.
+  const ownSolver = gridOptions !== undefined && gridOptions.solver === undefined;
+  const gridSolver = ownSolver ? createWorkerSolver({ logger }) : gridOptions?.solver;
+  const grid =
+    gridOptions === undefined || gridSolver === undefined
+      ? undefined
+      : new GridSecurity({
+          ...gridOptions,
+          solver: gridSolver,
+          registry,
+          signer,
+          chainId: config.chainId,
+          topics,
+          clock,
+          logger,
+          publish: (topic, kind, body) => link.publish(topic, sealer.seal(kind, body).bytes),
+        });
+  if (grid !== undefined) {
+    // Positions and acks of one interval must all reach this process: a plain subscription, not the shared one.
+    const onGridMessage = (channel: 'positions' | 'acks') => (message: LinkMessage) => {
+      const opened = open(message, MAX_SMALL_ENVELOPE);
+      if (opened === undefined) return;
+      const outcome = channel === 'positions' ? grid.acceptPosition(opened.envelope) : grid.acceptAck(opened.envelope);
+      if (!outcome.ok) drop(outcome.reason, outcome.detail, message.topic);
+    };
+    void link.subscribe(topics.nodeFilter('positions'), onGridMessage('positions')).catch(report('positions'));
+    void link.subscribe(topics.nodeFilter('acks'), onGridMessage('acks')).catch(report('acks'));
+  }
+
   const timers: TimerHandle[] = [];
   timers.push(
     clock.setInterval(() => {
@@ -395,6 +444,7 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     verifier,
     anchor,
     store,
+    grid,
     stats: () => ({
       address: key.address,
       anchor: isAnchor,
@@ -412,6 +462,8 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
       if (stopped) return;
       stopped = true;
       for (const t of timers) t.cancel();
+      grid?.stop();
+      if (ownSolver) await gridSolver?.close();
       flush();
       anchor.stop();
       if (isAnchor) {

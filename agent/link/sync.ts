@@ -274,6 +274,11 @@ export class MgmcSync {
     return set && { serial: set.serial, anonyms: new Set(set.anonyms.map((a) => a.toLowerCase())) };
   }
 
+  /** The DSO validator set the light client follows: the signers whose messages this MGMC accepts. */
+  validators(): readonly Address[] {
+    return this.o.lightClient.validators();
+  }
+
   /** The DSO's last answer to this MGMC's registration. */
   authorizationState(): AuthorizationState {
     return this.authorization;

@@ -6,9 +6,12 @@
  *   mgmc/v1/{chainId}/node/{address}/blocks         signed block headers (+ records) for the DSO
  *   mgmc/v1/{chainId}/node/{address}/registration   the MGMC's signed registration
  *   mgmc/v1/{chainId}/node/{address}/messages       other MGMC -> DSO messages
+ *   mgmc/v1/{chainId}/node/{address}/positions      the MGMC's net position per market interval (grid security)
+ *   mgmc/v1/{chainId}/node/{address}/acks           the MGMC's acknowledgements of adjustment contracts
  *   mgmc/v1/{chainId}/dso/headers                   DSO chain headers (light clients follow these)
  *   mgmc/v1/{chainId}/dso/receipts/{address}        DSO receipts for one MGMC's blocks
- *   mgmc/v1/{chainId}/dso/messages/{address}        DSO -> one MGMC (adjustment contracts, ...)
+ *   mgmc/v1/{chainId}/dso/messages/{address}        DSO -> one MGMC (authorization, rejections, headers)
+ *   mgmc/v1/{chainId}/dso/adjustments/{address}     DSO -> one MGMC: encrypted adjustment contracts
  *   mgmc/v1/{chainId}/dso/authorized                the authorized MGMC set (retained)
  *   mgmc/v1/{chainId}/market/{interval}/...         reserved for the market
  *
@@ -20,7 +23,15 @@ import { parseAddress } from '../identity/keys.js';
 
 export const TOPIC_ROOT = 'mgmc/v1';
 
-export const NODE_CHANNELS = ['birth', 'availability', 'blocks', 'registration', 'messages'] as const;
+export const NODE_CHANNELS = [
+  'birth',
+  'availability',
+  'blocks',
+  'registration',
+  'messages',
+  'positions',
+  'acks',
+] as const;
 export type NodeChannel = (typeof NODE_CHANNELS)[number];
 
 export type ParsedTopic =
@@ -28,6 +39,7 @@ export type ParsedTopic =
   | { readonly kind: 'dso-headers'; readonly chainId: number }
   | { readonly kind: 'dso-receipts'; readonly chainId: number; readonly address: string }
   | { readonly kind: 'dso-messages'; readonly chainId: number; readonly address: string }
+  | { readonly kind: 'dso-adjustments'; readonly chainId: number; readonly address: string }
   | { readonly kind: 'dso-authorized'; readonly chainId: number }
   | { readonly kind: 'market'; readonly chainId: number; readonly interval: number; readonly rest: readonly string[] }
   | { readonly kind: 'unknown'; readonly topic: string; readonly reason: string };
@@ -69,6 +81,11 @@ export class LinkTopics {
 
   dsoAuthorized(): string {
     return `${this.prefix}/dso/authorized`;
+  }
+
+  /** Encrypted adjustment contracts for one MGMC (a topic of its own, so nothing else on it has to be decrypted). */
+  dsoAdjustments(address: string): string {
+    return `${this.prefix}/dso/adjustments/${addressSegment(address)}`;
   }
 
   /** Reserved for the market: `market/{interval}/{...rest}` with interval in ms since the epoch. */
@@ -125,14 +142,16 @@ export function parseTopic(topic: string): ParsedTopic {
     const [what, who, ...extra] = rest;
     if (what === 'headers' && rest.length === 1) return { kind: 'dso-headers', chainId };
     if (what === 'authorized' && rest.length === 1) return { kind: 'dso-authorized', chainId };
-    if ((what === 'receipts' || what === 'messages') && extra.length === 0) {
+    if ((what === 'receipts' || what === 'messages' || what === 'adjustments') && extra.length === 0) {
       const addr = address(who);
       if (addr === undefined)
         return unknown(`dso/${what} level ${JSON.stringify(who ?? '')} is not a lower-case address`);
-      return { kind: what === 'receipts' ? 'dso-receipts' : 'dso-messages', chainId, address: addr };
+      const kind = what === 'receipts' ? 'dso-receipts' : what === 'messages' ? 'dso-messages' : 'dso-adjustments';
+      return { kind, chainId, address: addr };
     }
     return unknown(
-      `dso/${rest.join('/')} is not a DSO topic (headers, authorized, receipts/{address}, messages/{address})`,
+      `dso/${rest.join('/')} is not a DSO topic (headers, authorized, receipts/{address}, messages/{address}, ` +
+        'adjustments/{address})',
     );
   }
   if (area === 'market') {

@@ -13,7 +13,7 @@ import { SetpointKeeper } from '../poll/setpoints.js';
 import type { SqliteDatabase } from '../store/database.js';
 import { Dispatcher, resolveDispatchDevices } from './dispatch.js';
 import { createLedgerHistory } from './forecast/history.js';
-import type { CommittedTrade, NetPositionCaps } from './model.js';
+import type { CommittedTrade, Horizon, NetPositionCaps } from './model.js';
 import { scheduleRecords } from './schedule-record.js';
 import { OptimizerService } from './service.js';
 import { dispatchConfigs, forecasterFromConfig, forecastSeries, pollerState } from './setup.js';
@@ -31,7 +31,13 @@ export interface OptimizerRuntimeDeps {
   readonly devices: readonly { name: string; bus: ModbusBus; unit: number; points: readonly PlacedPoint[] }[];
   /** A solver to use instead of a fresh worker (tests). */
   readonly solver?: Solver;
-  readonly commitments?: () => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+  readonly commitments?: (horizon: Horizon) => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+  /** The DSO's adjustment contracts: caps in, net positions out (agent/link/adjustments.ts fits). */
+  readonly dso?: {
+    capsForHorizon(start: number, stepMs: number, steps: number): NetPositionCaps;
+    onCaps(listener: () => void): () => void;
+    publishPosition(interval: number, netW: number, durationMs?: number): Promise<unknown>;
+  };
 }
 
 export interface OptimizerRuntime {
@@ -82,7 +88,26 @@ export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
     record: (records) => deps.ledger.append(records),
     toRecords: scheduleRecords,
     ...(dispatcher === undefined ? {} : { dispatcher }),
-    ...(deps.commitments === undefined ? {} : { commitments: deps.commitments }),
+    commitments: (h) => {
+      const base = deps.commitments?.(h) ?? { trades: [], caps: {} };
+      const dsoCaps = deps.dso?.capsForHorizon(h.start, h.stepMs, h.steps);
+      return { trades: base.trades, caps: mergeCaps(base.caps, dsoCaps) };
+    },
+    onPlanned: (schedule) => {
+      // The DSO checks the feeder with the next hour's net positions (an equivalent load, no building detail).
+      const dso = deps.dso;
+      if (dso === undefined || schedule.status !== 'optimal') return;
+      const h = schedule.horizon;
+      for (let t = 0; t < Math.min(h.steps, Math.ceil(3_600_000 / h.stepMs)); t++) {
+        dso
+          .publishPosition(h.start + t * h.stepMs, Math.round(schedule.netPositionW[t] ?? 0), h.stepMs)
+          .catch((error: unknown) => log.warn({ err: error }, 'could not report the net position to the DSO'));
+      }
+    },
+  });
+  // New caps from the DSO: plan again at once, within them.
+  const unsubscribe = deps.dso?.onCaps(() => {
+    void service.runOnce();
   });
   // The first read of two weeks of history takes seconds on a gateway: done in slices that yield to the event loop,
   // so polling goes on; planning starts once it is in memory (later reads fetch only what was appended).
@@ -110,6 +135,7 @@ export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
     sample: () => dispatcher?.sample(),
     async stop() {
       stopped = true;
+      unsubscribe?.();
       service.stop();
       // Hand the devices back before the buses close: batteries to their own mode, PV to 100 %.
       if (dispatcher !== undefined) {
@@ -123,4 +149,21 @@ export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
       if (deps.solver === undefined) await solver.close();
     },
   };
+}
+
+/** The tighter of two caps per interval. */
+function mergeCaps(a: NetPositionCaps, b: NetPositionCaps | undefined): NetPositionCaps {
+  if (b === undefined) return a;
+  const min = (x: readonly (number | undefined)[] | undefined, y: readonly (number | undefined)[] | undefined) => {
+    if (x === undefined) return y;
+    if (y === undefined) return x;
+    return Array.from({ length: Math.max(x.length, y.length) }, (_, i) => {
+      const u = x[i];
+      const v = y[i];
+      return u === undefined ? v : v === undefined ? u : Math.min(u, v);
+    });
+  };
+  const maxImportW = min(a.maxImportW, b.maxImportW);
+  const maxExportW = min(a.maxExportW, b.maxExportW);
+  return { ...(maxImportW === undefined ? {} : { maxImportW }), ...(maxExportW === undefined ? {} : { maxExportW }) };
 }

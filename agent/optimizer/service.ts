@@ -8,10 +8,10 @@ import type { Clock, TimerHandle } from '../clock.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { NewRecord } from '../ledger/records.js';
 import type { Logger } from '../logger.js';
-import type { CommittedTrade, NetPositionCaps } from './model.js';
+import type { CommittedTrade, Horizon, NetPositionCaps } from './model.js';
 import { optimizeSite, type PriceResponseCurve, priceResponse } from './optimize.js';
 import type { SiteSchedule } from './schedule.js';
-import { buildSiteModel, type ForecastSource, type SiteState } from './site-model.js';
+import { alignedHorizon, buildSiteModel, type ForecastSource, type SiteState } from './site-model.js';
 import type { Solver } from './solver.js';
 
 export interface ScheduleDispatcher {
@@ -32,8 +32,10 @@ export interface OptimizerServiceDeps {
   readonly record: (records: NewRecord[]) => void;
   readonly toRecords: (schedule: SiteSchedule) => NewRecord[];
   readonly dispatcher?: ScheduleDispatcher;
-  /** The market's committed trades and the DSO's caps, when those parts run. */
-  readonly commitments?: () => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+  /** The market's committed trades and the DSO's caps over a horizon, when those parts run. */
+  readonly commitments?: (horizon: Horizon) => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+  /** Called with every new schedule (the DSO link reports the net position from it). */
+  readonly onPlanned?: (schedule: SiteSchedule) => void;
 }
 
 export interface OptimizerStats {
@@ -98,7 +100,8 @@ export class OptimizerService {
   }
 
   private model(now: number) {
-    const c = this.deps.commitments?.();
+    const opt = this.deps.config.optimizer;
+    const c = this.deps.commitments?.(alignedHorizon(now, opt.stepMinutes, opt.horizonHours));
     return buildSiteModel(this.deps.config, {
       now,
       state: this.deps.state,
@@ -130,6 +133,11 @@ export class OptimizerService {
         `planned ${site.horizon.steps} intervals from ${new Date(site.horizon.start).toISOString()}`,
       );
       this.deps.record(this.deps.toRecords(schedule));
+      try {
+        this.deps.onPlanned?.(schedule);
+      } catch (error) {
+        log.warn({ err: error }, `reporting the new schedule failed: ${(error as Error).message}`);
+      }
       if (this.deps.config.optimizer.dispatch && this.deps.dispatcher !== undefined) {
         await this.deps.dispatcher.apply(schedule, this.deps.clock.now());
       }

@@ -1,6 +1,7 @@
 /**
  * The MGMC agent's one SQLite database and its whole schema: the ledger (records, blocks), the link outbox, the DSO
- * light client (DSO headers, anchors) and the sync state of the DSO link, as ONE numbered migration list.
+ * light client (DSO headers, anchors), the sync state of the DSO link and the DSO's adjustment contracts, as ONE
+ * numbered migration list.
  *
  * Why one list: openDatabase() applies the migrations whose version is above the file's user_version. A file
  * migrated by a list with a hole (say versions 1 and 3) records version 3, and a later open with the full list would
@@ -87,12 +88,41 @@ export const SYNC_MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/**
+ * Version 5: the DSO's trading-adjustment contracts this MGMC accepted (link/adjustment-store.ts): the caps in force
+ * per market interval, and the ids seen until they expire, so a replayed contract is refused.
+ */
+export const ADJUSTMENT_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 5,
+    description: 'DSO adjustment contracts: caps on the net position per market interval',
+    sql: `
+      CREATE TABLE dso_adjustments (
+        id             TEXT PRIMARY KEY,
+        interval_start INTEGER NOT NULL,
+        duration_ms    INTEGER NOT NULL,
+        iteration      INTEGER NOT NULL,
+        issued         INTEGER NOT NULL,
+        expiry         INTEGER NOT NULL,
+        max_import_w   INTEGER,
+        max_export_w   INTEGER,
+        dso            TEXT NOT NULL,
+        signed         BLOB NOT NULL,
+        received       INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX dso_adjustments_interval ON dso_adjustments (interval_start, iteration, issued);
+      CREATE INDEX dso_adjustments_expiry ON dso_adjustments (expiry);
+    `,
+  },
+];
+
 /** Every migration of the agent database, in version order. Pass this list (never a part of it) to openDatabase. */
 export const AGENT_DB_MIGRATIONS: readonly Migration[] = [
   ...LEDGER_MIGRATIONS,
   ...OUTBOX_MIGRATIONS,
   ...ANCHOR_MIGRATIONS,
   ...SYNC_MIGRATIONS,
+  ...ADJUSTMENT_MIGRATIONS,
 ].sort((a, b) => a.version - b.version);
 
 /** The schema version a database opened with AGENT_DB_MIGRATIONS has. */

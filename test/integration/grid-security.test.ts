@@ -1,0 +1,239 @@
+/**
+ * Grid security end to end through a real mosquitto: a DSO node with the IEEE 33-bus feeder and three MGMCs (built
+ * from the same parts the MGMC runtime wires: ledger, link, MgmcSync, MgmcAdjustments). The MGMCs register and are
+ * authorized, publish their net positions for one market interval (solar exports at the end of the main feeder push
+ * the voltage above 1.05 pu, a factory's import overloads a lateral), the DSO detects it and sends encrypted
+ * adjustment contracts, the capped MGMCs acknowledge them and get their caps through onCaps, re-trade within them and
+ * report again; the DSO's second round finds the interval secure and sends nothing more.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Clock, systemClock } from '../../agent/clock.js';
+import { loadConfig } from '../../agent/config/index.js';
+import { checkNetwork } from '../../agent/dso/network-check.js';
+import { type RunningDso, startDso } from '../../agent/dso/node.js';
+import { createFeeder } from '../../agent/grid/feeder.js';
+import { ieee33 } from '../../agent/grid/ieee33.js';
+import { busLoads } from '../../agent/grid/powerflow.js';
+import { generateKeyPair, type KeyPair } from '../../agent/identity/keys.js';
+import { writeKeystoreFile } from '../../agent/identity/keystore.js';
+import { signerFromPrivateKey } from '../../agent/ledger/block.js';
+import type { Ledger } from '../../agent/ledger/ledger.js';
+import { openWritableLedger } from '../../agent/ledger/open.js';
+import { type CapsEvent, MgmcAdjustments } from '../../agent/link/adjustments.js';
+import { EnvelopeSealer } from '../../agent/link/envelope.js';
+import { MqttLink } from '../../agent/link/mqtt-client.js';
+import { createMgmcSync, type MgmcSync, nextLinkSession } from '../../agent/link/sync.js';
+import { LinkTopics } from '../../agent/link/topics.js';
+import { type Logger, silentLogger } from '../../agent/logger.js';
+import { createInlineSolver, type Solver } from '../../agent/optimizer/solver.js';
+import type { LedgerStore } from '../../agent/store/ledger-store.js';
+import { type MosquittoBroker, requireMosquitto, startMosquitto } from '../helpers/mosquitto.js';
+
+const CHAIN = 515;
+const PASS = 'grid security';
+const Q = 900_000;
+
+async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** One MGMC's link side, wired as agent/main.ts wires it (plus MgmcAdjustments). */
+class TestMgmc {
+  readonly store: LedgerStore;
+  readonly ledger: Ledger;
+  readonly link: MqttLink;
+  readonly sync: MgmcSync;
+  readonly adjustments: MgmcAdjustments;
+  readonly caps: CapsEvent[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly key: KeyPair,
+    readonly bus: string,
+    dir: string,
+    url: string,
+    genesis: { chainId: number; name: string; time: number; validators: string[] },
+    clock: Clock,
+    logger: Logger,
+  ) {
+    const signer = signerFromPrivateKey(key.privateKey, key.address);
+    const opened = openWritableLedger({
+      path: join(dir, `${name}.db`),
+      signer,
+      clock,
+      chainId: CHAIN,
+      sealEveryRecords: 100,
+      sealEverySeconds: 1,
+      synchronous: 'normal',
+      logger,
+    });
+    this.store = opened.store;
+    this.ledger = opened.ledger;
+    this.ledger.start();
+    const sealer = new EnvelopeSealer({ signer, chainId: CHAIN, session: nextLinkSession(this.store), clock });
+    const topics = new LinkTopics(CHAIN);
+    this.link = new MqttLink({ url, sealer, topics, clock, logger });
+    this.sync = createMgmcSync({
+      store: this.store,
+      ledger: this.ledger,
+      link: this.link,
+      sealer,
+      topics,
+      genesis,
+      registration: { meters: [], bus, trade: { buy: true, sell: true }, anonymEpoch: 0 },
+      privateKey: key.privateKey,
+      clock,
+      logger,
+    });
+    this.adjustments = new MgmcAdjustments({
+      link: this.link,
+      sealer,
+      topics,
+      db: this.store.db,
+      privateKey: key.privateKey,
+      validators: () => this.sync.validators(),
+      clock,
+      logger,
+      ledger: this.ledger,
+    });
+    this.adjustments.onCaps((event) => this.caps.push(event));
+    this.sync.start();
+    this.adjustments.start();
+    this.link.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.adjustments.stop();
+    this.ledger.stop();
+    this.sync.stop();
+    await this.link.close();
+    this.store.close();
+  }
+}
+
+// requireMosquitto() warns loudly when mosquitto is missing, and throws in CI where it must be installed.
+const describeMosquitto = describe.skipIf(!requireMosquitto());
+
+describeMosquitto('grid security through mosquitto', () => {
+  let dir: string;
+  let broker: MosquittoBroker;
+  let dso: RunningDso | undefined;
+  let solver: Solver;
+  const mgmcs: TestMgmc[] = [];
+  const feeder = createFeeder(ieee33());
+  const halfLoad = busLoads(feeder, { scale: 0.5 });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'mgmc-grid-security-'));
+    broker = await startMosquitto();
+    solver = await createInlineSolver();
+  });
+
+  afterAll(async () => {
+    for (const m of mgmcs) await m.stop();
+    await dso?.stop();
+    await solver?.close();
+    await broker?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('detects the violation, sends encrypted caps, gets acks, and the re-traded interval is secure', async () => {
+    const clock = systemClock();
+    const logger = silentLogger();
+    const dsoKey = generateKeyPair();
+    const keys = { end: generateKeyPair(), mid: generateKeyPair(), factory: generateKeyPair() };
+    await writeKeystoreFile(join(dir, 'dso.json'), dsoKey.privateKey, PASS, { kdf: 'pbkdf2' });
+    const genesis = { chainId: CHAIN, name: 'ieee33', time: 0, validators: [dsoKey.address] };
+    writeFileSync(join(dir, 'genesis.json'), JSON.stringify(genesis));
+    writeFileSync(
+      join(dir, 'dso.yaml'),
+      `role: dso
+chainId: ${CHAIN}
+site: { name: DSO }
+identity: { keystore: ./dso.json, passphrase: env:PASS }
+store: { path: ./dso.db, synchronous: normal }
+log: { level: error }
+link: { url: "${broker.url}" }
+dso:
+  genesis: ./genesis.json
+  policy: { mode: allow-list, allow: [${Object.values(keys)
+    .map((k) => `"${k.address}"`)
+    .join(', ')}] }
+`,
+    );
+    dso = await startDso(await loadConfig(join(dir, 'dso.yaml'), { env: { PASS } }), {
+      clock,
+      logger,
+      registryRefreshMs: 200,
+      grid: { feeder, solver, base: () => halfLoad, settleMs: 300, resendMs: 1_000 },
+    });
+    const node = dso;
+    const grid = node.grid;
+    if (grid === undefined) throw new Error('the DSO started without grid security');
+    await until('the DSO online', () => node.link.online);
+
+    const end = new TestMgmc('end', keys.end, '18', dir, broker.url, genesis, clock, logger);
+    const mid = new TestMgmc('mid', keys.mid, '14', dir, broker.url, genesis, clock, logger);
+    const factory = new TestMgmc('factory', keys.factory, '25', dir, broker.url, genesis, clock, logger);
+    mgmcs.push(end, mid, factory);
+    await until('every MGMC authorized', () =>
+      mgmcs.every((m) => m.sync.authorizationState().status === 'authorized' && m.link.online),
+    );
+
+    // An interval well ahead, so it is still open when the rounds are done.
+    const interval = Math.ceil(Date.now() / Q) * Q + Q;
+    const planned = new Map<TestMgmc, number>([
+      [end, -2_000_000],
+      [mid, -500_000],
+      [factory, 2_000_000],
+    ]);
+    for (const [m, netW] of planned) await m.adjustments.publishPosition(interval, netW);
+
+    // Round 1: the DSO finds overvoltage at the end of the main feeder and an overload at bus 25.
+    await until('adjustments acknowledged', () => {
+      const s = grid.stats();
+      return s.rounds >= 1 && s.contractsSent >= 2 && s.acked === s.contractsSent;
+    });
+    await until('caps at the capped MGMCs', () => end.caps.length === 1 && factory.caps.length === 1);
+    expect(mid.caps).toEqual([]);
+    const endCaps = end.caps[0] as CapsEvent;
+    const factoryCaps = factory.caps[0] as CapsEvent;
+    expect(endCaps).toMatchObject({ interval, durationMs: Q, iteration: 1 });
+    expect(endCaps.caps.maxExportW).toBeLessThan(2_000_000);
+    expect(endCaps.caps.maxImportW).toBeUndefined();
+    expect(factoryCaps.caps.maxImportW).toBeLessThan(2_000_000);
+    expect(end.adjustments.capsFor(interval)).toMatchObject({ id: endCaps.id, maxExportW: endCaps.caps.maxExportW });
+    expect(end.adjustments.stats()).toMatchObject({ accepted: 1, rejected: {} });
+    // The MGMC keeps the signed contract in its ledger, for auditors.
+    const records = end.store
+      .recordRange(1, end.store.lastSeq())
+      .map((r) => JSON.parse(new TextDecoder().decode(r.body)) as { type: string; body: Record<string, unknown> });
+    const kept = records.find((r) => r.type === 'dso-message' && r.body.kind === 'adjustment');
+    expect(kept?.body.payload).toMatchObject({
+      contract: { id: endCaps.id, mgmc: keys.end.address },
+      sig: expect.any(String),
+    });
+
+    // The MGMCs re-trade within their caps and report again; the DSO's next round finds the interval secure.
+    const sentBefore = grid.stats().contractsSent;
+    await end.adjustments.publishPosition(interval, -(endCaps.caps.maxExportW as number));
+    await factory.adjustments.publishPosition(interval, factoryCaps.caps.maxImportW as number);
+    await until('the second round', () => grid.stats().rounds >= 2);
+    expect(grid.stats().contractsSent).toBe(sentBefore);
+    expect(grid.stats()).toMatchObject({ pendingAcks: 0, notSecure: 0 });
+
+    const final = await checkNetwork(feeder, grid.positions(interval), solver, { base: halfLoad });
+    expect(final.status).toBe('secure');
+    expect(final.after.maxVoltage.pu).toBeLessThanOrEqual(1.05);
+    expect(final.after.maxLoading?.pct).toBeLessThanOrEqual(100);
+    expect(grid.positions(interval)).toHaveLength(3);
+    expect(node.stats().dropped).toEqual({});
+  });
+});
