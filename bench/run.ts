@@ -11,6 +11,7 @@ type Bench = (args: readonly string[]) => Promise<BenchReport>;
 const BENCHES: Record<string, () => Promise<Bench>> = {
   grid: async () => (await import('./grid.js')).run,
   ledger: async () => (await import('./ledger.js')).run,
+  market: async () => (await import('./market.js')).run,
   optimizer: async () => (await import('./optimizer.js')).run,
   poll: async () => (await import('./poll.js')).run,
   sync: async () => (await import('./sync.js')).run,
