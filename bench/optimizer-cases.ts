@@ -13,7 +13,7 @@ export function dayHorizon(steps = 96, start = CASE_START): Horizon {
 }
 
 function hourOf(h: Horizon, t: number): number {
-  return (((h.start + (t + 0.5) * h.stepMs) / 3_600_000) % 24 + 24) % 24;
+  return ((((h.start + (t + 0.5) * h.stepMs) / 3_600_000) % 24) + 24) % 24;
 }
 
 /** Clear-day PV bell between 05:00 and 21:00 UTC, peak `peakW`, scaled per day by `cloud` (1 = clear). */
@@ -30,7 +30,7 @@ export function pvShape(h: Horizon, peakW: number, cloud: (day: number) => numbe
 export function officeLoad(h: Horizon, baseW: number, peakW: number): number[] {
   return Array.from({ length: h.steps }, (_, t) => {
     const hour = hourOf(h, t);
-    return hour >= 8 && hour < 18 ? peakW - (peakW - baseW) * 0.3 * Math.abs(hour - 13) / 5 : baseW;
+    return hour >= 8 && hour < 18 ? peakW - ((peakW - baseW) * 0.3 * Math.abs(hour - 13)) / 5 : baseW;
   });
 }
 
@@ -149,8 +149,12 @@ export function namedCases(steps = 96): { name: string; site: SiteModel }[] {
           { step: Math.floor(steps * 0.8), powerW: 3_000, price: 0.25 },
         ],
         caps: {
-          maxImportW: Array.from({ length: steps }, (_, t) => (t >= steps * 0.7 && t < steps * 0.8 ? 6_000 : undefined)),
-          maxExportW: Array.from({ length: steps }, (_, t) => (t >= steps * 0.45 && t < steps * 0.55 ? 2_000 : undefined)),
+          maxImportW: Array.from({ length: steps }, (_, t) =>
+            t >= steps * 0.7 && t < steps * 0.8 ? 6_000 : undefined,
+          ),
+          maxExportW: Array.from({ length: steps }, (_, t) =>
+            t >= steps * 0.45 && t < steps * 0.55 ? 2_000 : undefined,
+          ),
         },
       }),
     },
@@ -190,7 +194,8 @@ export function randomSite(seed: number, steps = 96): SiteModel {
         exportPrice: flat(h, rng.uniform(0.02, 0.1)),
       },
       criticalLoadW: officeLoad(h, rng.uniform(300, 3_000), rng.uniform(3_000, 12_000)),
-      pv: peak > 1_000 ? [{ name: 'pv', forecastW: pvShape(h, peak), curtailable: rng.next() < 0.7, ratedW: peak }] : [],
+      pv:
+        peak > 1_000 ? [{ name: 'pv', forecastW: pvShape(h, peak), curtailable: rng.next() < 0.7, ratedW: peak }] : [],
       batteries:
         rng.next() < 0.7
           ? [
@@ -239,6 +244,7 @@ export function randomSite(seed: number, steps = 96): SiteModel {
     }
     buildings.push(b);
   }
-  const trades = rng.next() < 0.5 ? [{ step: rng.int(0, steps - 1), powerW: rng.uniform(-5_000, 5_000), price: 0.2 }] : [];
+  const trades =
+    rng.next() < 0.5 ? [{ step: rng.int(0, steps - 1), powerW: rng.uniform(-5_000, 5_000), price: 0.2 }] : [];
   return { horizon: h, buildings, trades, caps: {} };
 }

@@ -7,8 +7,6 @@ import type { CrossCheck } from './loader.js';
 import type { AgentConfig } from './schema.js';
 import { closest, quoteList } from './suggest.js';
 
-type Report = Parameters<CrossCheck<AgentConfig>>[1];
-
 function nameHint(name: string, known: readonly string[], what: string, declare: string): string {
   const near = closest(name, [...known]);
   if (near.length > 0) return `did you mean ${quoteList(near)}?`;
