@@ -22,6 +22,7 @@ import {
   ledgerShow,
   ledgerVerify,
 } from './commands/ledger.js';
+import { registerMarketCommands } from './commands/market.js';
 import { type OptimizeOptions, optimizeCommand } from './commands/optimize.js';
 import { runAgent } from './commands/run.js';
 import { type SimOptions, simCommand } from './commands/sim.js';
@@ -241,6 +242,7 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .action(run((o: OptimizeOptions) => optimizeCommand(io, o)));
 
   registerGridCommands(program, io, done);
+  registerMarketCommands(program, io, done);
   return program;
 }
 
