@@ -4,6 +4,20 @@
  * compared with what the device really did. The schedule itself is signed into the ledger elsewhere
  * (schedule-record.ts); deviations from it are `event` records of kind `dispatch-deviation`.
  *
+ * Real-time correction (model-predictive control executes the plan's exchange, not blindly its battery power): the
+ * plan rests on forecasts, and the rule-based controller it must beat reacts to the actual surplus. In a building
+ * with a connection meter (DispatcherOptions.buildings) every poll cycle measures the deviation from the plan
+ * D = meter + (measured battery power - planned battery power) - planned net exchange, which is what the load and
+ * the PV did differently from the forecast whatever the batteries do, and moves the batteries' setpoints so that the
+ * exchange stays between 0 and the planned exchange (batteryCorrectionW): export beyond the planned export is
+ * charged; import beyond the planned import while the plan charges is taken off the charging (never below idle);
+ * the batteries never discharge more than the plan, which keeps that energy for the dearer hours it was planned
+ * for. The correction is split among a building's batteries by headroom (distributeCorrection), clipped by the same
+ * limits as the plan (power, SoC maximum; the reserve guard holds because no discharge is added), written at most
+ * every `minWriteIntervalMs` (default 10 s) and only when it moved by more than half the deadband (default 200 W),
+ * and shown in DispatchOutcome.correctionW and corrections(). The deviation events compare each battery with the
+ * setpoint in force when each reading was taken, corrections included: they judge the device, not the forecast.
+ *
  * Device semantics (what the simulator implements, sim/physics and sim/devices/register-map.ts):
  * - SunSpec 124 storage: with StorCtl_Mod = 3 the battery stays inside [-WChaMax·InWRte, WDisChaMax·OutWRte]; a
  *   negative rate forces the other direction. Charging at P: InWRte 100, OutWRte -P/maxDischarge; discharging at P:
@@ -50,6 +64,8 @@ export interface BatteryDispatchConfig extends DispatchDeviceCommon {
   readonly maxDischargeW: number;
   /** Backup reserve, % SoC: the battery is never discharged at or below it. */
   readonly reservePct: number;
+  /** The real-time correction adds no charge at or above this measured SoC, %. Default 100 (the BMS decides). */
+  readonly socMaxPct?: number;
   /** Victron: phases the ESS setpoint is spread over (1: L1 only). Default 3. */
   readonly phases?: 1 | 2 | 3;
 }
@@ -341,7 +357,9 @@ export type ClipReason =
   /** EV current raised to the IEC 61851 minimum. */
   | 'min-current'
   /** EV current under half the minimum: charging stopped. */
-  | 'below-min-current';
+  | 'below-min-current'
+  /** Real-time correction: extra charge refused, measured SoC at or above the battery's maximum. */
+  | 'soc-max';
 
 export interface PlannedSetpoint {
   readonly device: DispatchDevice;
@@ -629,6 +647,107 @@ function controlsOf(device: DispatchDevice): SetpointControl[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Real-time correction: the plan's net exchange is what is executed, the battery takes up what the forecast missed.
+
+export interface CorrectionInput {
+  /** The building's planned net exchange for the interval (schedule netW), W, + import. */
+  readonly plannedNetW: number;
+  /**
+   * Deviation from the plan, W, + more import than planned: measured net exchange + (measured battery power -
+   * planned battery power) - planned net exchange. It leaves out what the batteries do, so it is what the load, the
+   * PV and everything else not dispatched did differently from the forecast, whatever setpoint is in force.
+   */
+  readonly deviationW: number;
+  /** The batteries' planned power in total (the schedule's, before any clipping), W, + discharge. */
+  readonly plannedBatteryW: number;
+  /** Their setpoints in total before the correction (the plan after the safety clips), W, + discharge. */
+  readonly baseW: number;
+  /** Excursions up to this are left alone, W. */
+  readonly deadbandW: number;
+  /** A correction is in force: it ends only below half the deadband (hysteresis, so it does not flap). */
+  readonly correcting?: boolean;
+}
+
+/**
+ * How much to add to a building's battery total, W (before the batteries' own limits): negative charges more (or
+ * discharges less), positive charges less, never beyond idle. Zero inside the band the plan accepts.
+ *
+ * The band runs from 0 to the planned exchange: the plan pays the import price for every planned kWh imported and
+ * accepts the feed-in for every planned kWh exported. Export beyond the planned export (a sunnier sky, a lighter
+ * load) is charged into the battery instead of being sold at the feed-in price; import beyond the planned import
+ * while the plan charges is taken off the charging (the sun did not deliver what the plan stored) instead of being
+ * bought. A deviation that stays inside the band (less import than planned, less export than planned) is left to the
+ * grid: it is traded at the price the plan already pays, and shifting it into or out of the battery would be a
+ * purchase or a sale the plan found not worth making. The battery never discharges more than the plan: that energy
+ * is kept for the dearer hours the plan has reserved it for.
+ */
+export function batteryCorrectionW(i: CorrectionInput): number {
+  const values = [i.plannedNetW, i.deviationW, i.plannedBatteryW, i.baseW];
+  if (!values.every(Number.isFinite)) return 0;
+  // The exchange with the batteries at their base setpoints.
+  const exchange = i.plannedNetW + i.deviationW + i.plannedBatteryW - i.baseW;
+  const low = Math.min(0, i.plannedNetW);
+  const high = Math.max(0, i.plannedNetW);
+  const excess = exchange < low ? exchange - low : exchange > high ? exchange - high : 0;
+  const threshold = i.correcting === true ? i.deadbandW / 2 : i.deadbandW;
+  if (Math.abs(excess) <= threshold) return 0;
+  if (excess < 0) return excess;
+  return i.baseW < 0 ? Math.min(excess, -i.baseW) : 0;
+}
+
+/** One battery of a building as the correction sees it. */
+export interface CorrectionBattery {
+  /** Its setpoint before the correction, W, + discharge. */
+  readonly baseW: number;
+  /** The most it may charge, W (> 0). */
+  readonly chargeMaxW: number;
+  /** It may not charge more than its base (measured SoC at or above its maximum). */
+  readonly full: boolean;
+}
+
+/**
+ * Shares a building's correction among its batteries, W each (+ discharge). Charging more first takes discharge off
+ * the batteries that discharge (in proportion to their discharge), then adds charge in proportion to each one's
+ * charge headroom, so no battery charges while another discharges; charging less is taken off the charging
+ * batteries in proportion to their charge. Returns the setpoints and the correction actually placed (less than
+ * asked when the headroom runs out).
+ */
+export function distributeCorrection(
+  batteries: readonly CorrectionBattery[],
+  correctionW: number,
+): { readonly w: number[]; readonly placedW: number } {
+  const w = batteries.map((b) => b.baseW);
+  if (!(Number.isFinite(correctionW) && correctionW !== 0)) return { w, placedW: 0 };
+  if (correctionW > 0) {
+    const charging = batteries.reduce((s, b) => s + Math.max(0, -b.baseW), 0);
+    const take = Math.min(correctionW, charging);
+    if (take <= 0) return { w, placedW: 0 };
+    batteries.forEach((b, i) => {
+      if (b.baseW < 0) w[i] = b.baseW + (take * -b.baseW) / charging;
+    });
+    return { w, placedW: take };
+  }
+  let more = -correctionW;
+  const discharging = batteries.reduce((s, b) => s + Math.max(0, b.baseW), 0);
+  const less = Math.min(more, discharging);
+  if (less > 0) {
+    batteries.forEach((b, i) => {
+      if (b.baseW > 0) w[i] = b.baseW - (less * b.baseW) / discharging;
+    });
+    more -= less;
+  }
+  const headroom = batteries.map((b, i) => (b.full ? 0 : Math.max(0, b.chargeMaxW + Math.min(0, w[i] as number))));
+  const room = headroom.reduce((s, h) => s + h, 0);
+  const added = Math.min(more, room);
+  if (added > 0) {
+    headroom.forEach((h, i) => {
+      w[i] = (w[i] as number) - (added * h) / room;
+    });
+  }
+  return { w, placedW: -(less + added) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The dispatcher.
 
 /** What the Dispatcher needs of the SetpointKeeper. */
@@ -654,6 +773,25 @@ export interface DeviationTolerance {
   readonly minW: number;
 }
 
+/** A building's connection meter: what the real-time correction measures. */
+export interface BuildingMeter {
+  /** The polled device (its `devices:` name). */
+  readonly device: string;
+  /** Its power point, W. */
+  readonly point: string;
+  /** Multiplies the reading into the schedule's convention, + import. Default 1. */
+  readonly sign?: 1 | -1;
+}
+
+export interface CorrectionSettings {
+  /** Excursions beyond the plan's band up to this are left alone, W. Default 200. */
+  readonly deadbandW?: number;
+  /** Least time between two corrective writes to a building's batteries, ms. Default 10000. */
+  readonly minWriteIntervalMs?: number;
+  /** Meter and battery readings older than this are not used (no correction then), ms. Default 30000. */
+  readonly maxAgeMs?: number;
+}
+
 export interface DispatcherOptions {
   readonly keeper: SetpointWriter;
   readonly devices: readonly DispatchDevice[];
@@ -665,6 +803,13 @@ export interface DispatcherOptions {
   /** Measured SoC (reserve guard) and power (deviations); without it no battery is discharged. */
   readonly latest?: LatestReadings;
   readonly tolerance?: Partial<DeviationTolerance>;
+  /**
+   * Each building's connection meter, by building name. A building with a meter and dispatched batteries gets the
+   * real-time correction (batteryCorrectionW): its batteries take up what the forecast missed. Without one, the
+   * plan's battery power is the setpoint as it is.
+   */
+  readonly buildings?: Readonly<Record<string, BuildingMeter>>;
+  readonly correction?: CorrectionSettings;
 }
 
 export interface WriteResult {
@@ -692,6 +837,42 @@ export interface DispatchOutcome {
   /** ok: every write read back; mismatch: the device reports another value; failed: a write did not go through;
    * released: the DER is not in the schedule's interval and was handed back to the device. */
   readonly status: 'ok' | 'mismatch' | 'failed' | 'released';
+  /**
+   * Batteries of a building with a meter: the part of `setpoint` that is the real-time correction, W (setpoint =
+   * the plan after the safety clips + this).
+   */
+  readonly correctionW?: number;
+}
+
+/** The real-time correction of one building as it stands. */
+export interface CorrectionStatus {
+  readonly building: string;
+  /** Start of the interval in force, ms. */
+  readonly interval: number;
+  /** The schedule's net exchange for it, W, + import. */
+  readonly plannedNetW: number;
+  /** The schedule's battery power in total, W, + discharge. */
+  readonly plannedBatteryW: number;
+  /** The latest measurement the correction used (undefined: none usable, see `problem`). */
+  readonly measuredNetW: number | undefined;
+  readonly measuredBatteryW: number | undefined;
+  /** Deviation from the plan, W, + more import than planned (CorrectionInput.deviationW). */
+  readonly deviationW: number | undefined;
+  /** Added to the batteries' setpoints in total, W (negative: more charge or less discharge). */
+  readonly correctionW: number;
+  /** What the rule asked for before the batteries' headroom, W. */
+  readonly requestedW: number;
+  /** The batteries' setpoints in force, W, + discharge. */
+  readonly setpoints: readonly { readonly der: string; readonly device: string; readonly powerW: number }[];
+  /** When the last corrective write went out, ms (the interval's first write included). */
+  readonly writtenAt: number;
+  /** Why no correction is made (readings missing or stale). */
+  readonly problem?: string;
+}
+
+/** A corrective write: the building's correction and every battery write it made. */
+export interface CorrectionReport extends CorrectionStatus {
+  readonly outcomes: readonly DispatchOutcome[];
 }
 
 /** One compared interval of one DER. */
@@ -702,7 +883,7 @@ export interface DeviationReport {
   readonly kind: DispatchKind;
   /** Start of the interval, ms. */
   readonly interval: number;
-  /** Mean setpoint over the readings, W (battery: the power; pv, ev: the limit). */
+  /** Mean setpoint over the readings, W (battery: the power, corrections included; pv, ev: the limit). */
   readonly setpointW: number;
   readonly measuredW: number;
   readonly deviationW: number;
@@ -745,12 +926,66 @@ function expectedW(setpoint: DerSetpoint): number | null {
   return setpoint.powerW;
 }
 
+/** The effective charge maximum of a battery: SunSpec 124 forces a direction as a share of the other side's maximum. */
+function chargeMaxW(device: DispatchDevice, c: BatteryDispatchConfig): number {
+  return device.controls.protocol === 'sunspec-124' ? Math.min(c.maxChargeW, c.maxDischargeW) : c.maxChargeW;
+}
+
+interface CorrectedBattery {
+  readonly device: DispatchDevice;
+  readonly config: BatteryDispatchConfig;
+  /** The schedule's value, W (NaN when missing). */
+  readonly plannedW: number;
+  /** The plan after the safety clips, W. */
+  readonly baseW: number;
+  readonly baseClipped: readonly ClipReason[];
+  /** The setpoint in force, W. */
+  setpointW: number;
+  clipped: readonly ClipReason[];
+}
+
+/** A building with a meter and dispatched batteries, in the interval in force. */
+interface BuildingState {
+  readonly building: string;
+  readonly meter: BuildingMeter;
+  readonly step: number;
+  readonly interval: { readonly start: number; readonly end: number };
+  readonly plannedNetW: number;
+  readonly plannedBatteryW: number;
+  readonly batteries: CorrectedBattery[];
+  correctionW: number;
+  requestedW: number;
+  writtenAt: number;
+  writing: boolean;
+  measured: { netW: number; batteryW: number; deviationW: number } | undefined;
+  problem: string | undefined;
+}
+
+interface CorrectionPlan {
+  readonly w: readonly number[];
+  readonly placedW: number;
+  readonly requestedW: number;
+  readonly clipped: readonly (readonly ClipReason[])[];
+}
+
+function outcomeStatus(writes: readonly WriteResult[]): DispatchOutcome['status'] {
+  if (writes.some((w) => w.status === 'failed')) return 'failed';
+  return writes.some((w) => w.status === 'mismatch') ? 'mismatch' : 'ok';
+}
+
 export class Dispatcher {
   private readonly devices: readonly DispatchDevice[];
   /** DERs whose setpoints are held (a release is written only once). */
   private readonly held = new Set<DispatchDevice>();
   private tracked: Tracked[] = [];
   private readonly tolerance: DeviationTolerance;
+  private readonly deadbandW: number;
+  private readonly minWriteIntervalMs: number;
+  private readonly maxAgeMs: number;
+  /** Buildings under real-time correction, by name. */
+  private states = new Map<string, BuildingState>();
+  /** Per device, the end of its last batch of writes: batches to one device never interleave. */
+  private readonly queues = new Map<DispatchDevice, Promise<unknown>>();
 
   constructor(private readonly options: DispatcherOptions) {
     const keys = new Set<string>();
@@ -764,17 +999,40 @@ export class Dispatcher {
     }
     this.devices = options.devices;
     this.tolerance = { fraction: options.tolerance?.fraction ?? 0.05, minW: options.tolerance?.minW ?? 200 };
+    const k = options.correction ?? {};
+    this.deadbandW = k.deadbandW ?? 200;
+    this.minWriteIntervalMs = k.minWriteIntervalMs ?? 10_000;
+    this.maxAgeMs = k.maxAgeMs ?? 30_000;
+    for (const [name, value] of [
+      ['deadbandW', this.deadbandW],
+      ['minWriteIntervalMs', this.minWriteIntervalMs],
+      ['maxAgeMs', this.maxAgeMs],
+    ] as const) {
+      if (!(Number.isFinite(value) && value >= 0)) {
+        throw new Error(`dispatch: correction.${name} must be a number >= 0, got ${value}`);
+      }
+    }
   }
 
   /**
    * Dispatches the interval of `schedule` that contains `now`: computes and clips every DER's setpoint and writes it
-   * through the keeper, which renews it from then on. DERs without a value in force (no interval covers now, not
+   * through the keeper, which renews it from then on. In a building with a meter the batteries' setpoints include
+   * the real-time correction from the latest readings. DERs without a value in force (no interval covers now, not
    * in the schedule) are handed back to their device. Resolves when every write has been read back or has failed.
    */
   async apply(schedule: SiteSchedule, now: number = this.options.clock.now()): Promise<DispatchOutcome[]> {
     const step = intervalAt(schedule.horizon, now);
     const plans: PlannedSetpoint[] = [];
-    if (step !== undefined) {
+    const previous = this.states;
+    this.states = new Map();
+    const interval =
+      step === undefined
+        ? undefined
+        : {
+            start: schedule.horizon.start + step * schedule.horizon.stepMs,
+            end: schedule.horizon.start + (step + 1) * schedule.horizon.stepMs,
+          };
+    if (step !== undefined && interval !== undefined) {
       for (const building of schedule.buildings) {
         const mine = this.devices.filter((d) => {
           if (d.config.building !== building.name) return false;
@@ -788,19 +1046,28 @@ export class Dispatcher {
           return false;
         });
         const exportLimitW = this.options.limits?.exportLimitW?.[building.name];
-        plans.push(...planBuilding(building, step, mine, this.context(now, exportLimitW)));
+        const planned = planBuilding(building, step, mine, this.context(now, exportLimitW));
+        const state = this.startCorrection(building, step, interval, planned, previous.get(building.name), now);
+        if (state !== undefined) this.states.set(building.name, state);
+        plans.push(...planned);
       }
     }
     const planned = new Set(plans.map((p) => p.device));
-    const interval =
-      step === undefined
-        ? undefined
-        : {
-            start: schedule.horizon.start + step * schedule.horizon.stepMs,
-            end: schedule.horizon.start + (step + 1) * schedule.horizon.stepMs,
-          };
     const jobs: Promise<DispatchOutcome | undefined>[] = [
-      ...plans.map((p) => this.dispatchOne(p, step as number, interval as { start: number; end: number }, now)),
+      ...plans.map((p) => {
+        const state = this.states.get(p.device.config.building);
+        const b = state?.batteries.find((x) => x.device === p.device);
+        if (b === undefined)
+          return this.dispatchOne(p, step as number, interval as { start: number; end: number }, now);
+        const corrected: PlannedSetpoint = {
+          ...p,
+          setpoint: { kind: 'battery', powerW: b.setpointW },
+          clipped: b.clipped,
+        };
+        return this.dispatchOne(corrected, step as number, interval as { start: number; end: number }, now, {
+          correctionW: b.setpointW - b.baseW,
+        });
+      }),
       ...this.devices.filter((d) => !planned.has(d)).map((d) => this.releaseOne(d, step)),
     ];
     const outcomes = await Promise.all(jobs);
@@ -809,15 +1076,40 @@ export class Dispatcher {
 
   /** Hands every held DER back to its device (agent shutdown, dispatch switched off). */
   async releaseAll(): Promise<DispatchOutcome[]> {
+    this.states = new Map();
     const outcomes = await Promise.all([...this.held].map((d) => this.releaseOne(d, undefined)));
     return outcomes.filter((o): o is DispatchOutcome => o !== undefined);
   }
 
   /**
-   * Takes the latest power reading of every dispatched DER into the mean of its interval. Call it after every poll
-   * cycle; readings already taken (same time) are not counted twice.
+   * Call after every poll cycle. Takes the latest power reading of every dispatched DER into the mean of its
+   * interval (readings already taken, same time, are not counted twice), then corrects the batteries of every
+   * building with a meter: the deviation from the plan is measured, and when the correction it calls for has moved
+   * (by more than half the deadband, or it starts or ends) and the last corrective write is at least
+   * `minWriteIntervalMs` old, the new setpoints are written. Resolves with the corrective writes made (none: []);
+   * never rejects, so a caller may leave it unawaited.
    */
-  sample(now: number = this.options.clock.now()): void {
+  sample(now: number = this.options.clock.now()): Promise<CorrectionReport[]> {
+    if (this.options.latest === undefined) return Promise.resolve([]);
+    this.takeSamples(now);
+    const jobs: Promise<CorrectionReport>[] = [];
+    for (const state of this.states.values()) {
+      if (state.writing || now < state.interval.start || now >= state.interval.end) continue;
+      const next = this.correction(state, now);
+      const moved = Math.abs(next.placedW - state.correctionW) > this.deadbandW / 2;
+      const turned = (next.placedW === 0) !== (state.correctionW === 0);
+      const changed = next.w.some((w, i) => Math.round(w) !== state.batteries[i]?.setpointW);
+      if (!changed || !(moved || turned) || now - state.writtenAt < this.minWriteIntervalMs) continue;
+      jobs.push(this.writeCorrection(state, next, now));
+    }
+    if (jobs.length === 0) return Promise.resolve([]);
+    return Promise.all(jobs).catch((error: unknown) => {
+      this.options.logger.error({ err: error }, 'dispatch: a real-time correction failed');
+      return [];
+    });
+  }
+
+  private takeSamples(now: number): void {
     const latest = this.options.latest;
     if (latest === undefined) return;
     for (const tr of this.tracked) {
@@ -829,13 +1121,19 @@ export class Dispatcher {
     }
   }
 
+  /** Every building's real-time correction as it stands (for status and metrics). */
+  corrections(): CorrectionStatus[] {
+    return [...this.states.values()].map((s) => this.statusOf(s));
+  }
+
   /**
    * Compares every finished interval's setpoint with the mean measured response (taking one last sample first) and
    * appends a `dispatch-deviation` event for each DER that is off by more than the tolerance
-   * (max(fraction x rating, minW)). Returns every comparison made.
+   * (max(fraction x rating, minW)). A battery's setpoint is the one in force when each reading was taken, real-time
+   * corrections included: a battery that absorbed a surplus as told is not a deviation. Returns every comparison.
    */
   recordDeviations(now: number = this.options.clock.now()): DeviationReport[] {
-    this.sample(now);
+    this.takeSamples(now);
     const done = this.tracked.filter((t) => t.end <= now);
     this.tracked = this.tracked.filter((t) => t.end > now);
     const reports: DeviationReport[] = [];
@@ -898,25 +1196,27 @@ export class Dispatcher {
   }
 
   private context(now: number, exportLimitW: number | undefined): PlanContext {
-    const latest = this.options.latest;
     return {
       now,
       socMaxAgeMs: this.options.limits?.socMaxAgeMs ?? 300_000,
       exportLimitW,
-      soc: (device) => {
-        const key = device.measured.soc;
-        if (latest === undefined || key === undefined) return undefined;
-        const v = this.readings(device, latest)?.get(key);
-        return v !== undefined && typeof v.value === 'number' ? { pct: v.value, t: v.t } : undefined;
-      },
+      soc: (device) => this.soc(device),
     };
   }
 
-  private readings(device: DispatchDevice, latest: LatestReadings): ReadonlyMap<string, PointValue> | undefined {
+  private soc(device: DispatchDevice): { pct: number; t: number } | undefined {
+    const latest = this.options.latest;
+    const key = device.measured.soc;
+    if (latest === undefined || key === undefined) return undefined;
+    const v = this.readings(device.config.device, latest)?.get(key);
+    return v !== undefined && typeof v.value === 'number' ? { pct: v.value, t: v.t } : undefined;
+  }
+
+  private readings(device: string, latest: LatestReadings): ReadonlyMap<string, PointValue> | undefined {
     try {
-      return latest(device.config.device);
+      return latest(device);
     } catch {
-      // A device the poller does not know reads as unknown: no discharge, no deviation.
+      // A device the poller does not know reads as unknown: no discharge, no deviation, no correction.
       return undefined;
     }
   }
@@ -924,7 +1224,7 @@ export class Dispatcher {
   private measuredPower(device: DispatchDevice, latest: LatestReadings): { w: number; t: number } | undefined {
     const keys = device.measured.power;
     if (keys.length === 0) return undefined;
-    const values = this.readings(device, latest);
+    const values = this.readings(device.config.device, latest);
     if (values === undefined) return undefined;
     let w = 0;
     let t = Number.POSITIVE_INFINITY;
@@ -937,11 +1237,216 @@ export class Dispatcher {
     return { w: w * device.measured.sign, t };
   }
 
+  /** The correction state of a building that has a meter and dispatched batteries, with its first correction. */
+  private startCorrection(
+    building: BuildingSchedule,
+    step: number,
+    interval: { start: number; end: number },
+    planned: readonly PlannedSetpoint[],
+    previous: BuildingState | undefined,
+    now: number,
+  ): BuildingState | undefined {
+    const meter = this.options.buildings?.[building.name];
+    if (meter === undefined) return undefined;
+    const batteries: CorrectedBattery[] = [];
+    for (const p of planned) {
+      const c = p.device.config;
+      if (c.kind !== 'battery' || p.setpoint.kind !== 'battery') continue;
+      const baseW = p.setpoint.powerW;
+      batteries.push({
+        device: p.device,
+        config: c,
+        plannedW: p.plannedW,
+        baseW,
+        baseClipped: p.clipped,
+        setpointW: baseW,
+        clipped: p.clipped,
+      });
+    }
+    if (batteries.length === 0) return undefined;
+    const plannedNetW = valueAt(building.netW, step);
+    const state: BuildingState = {
+      building: building.name,
+      meter,
+      step,
+      interval,
+      plannedNetW,
+      plannedBatteryW: batteries.reduce((s, b) => s + (Number.isNaN(b.plannedW) ? 0 : b.plannedW), 0),
+      batteries,
+      // Carried over for the hysteresis: a re-plan does not end a correction that is still called for.
+      correctionW: previous?.correctionW ?? 0,
+      requestedW: 0,
+      writtenAt: now,
+      writing: false,
+      measured: undefined,
+      problem: undefined,
+    };
+    const first = this.correction(state, now);
+    this.place(state, first);
+    return state;
+  }
+
+  /** Measures the building's deviation from the plan and works out the batteries' corrected setpoints. */
+  private correction(state: BuildingState, now: number): CorrectionPlan {
+    const base: CorrectionPlan = {
+      w: state.batteries.map((b) => b.baseW),
+      placedW: 0,
+      requestedW: 0,
+      clipped: state.batteries.map(() => []),
+    };
+    const m = this.measure(state, now);
+    if ('problem' in m) {
+      state.measured = undefined;
+      state.problem = m.problem;
+      return base;
+    }
+    state.measured = m;
+    state.problem = undefined;
+    const baseW = state.batteries.reduce((s, b) => s + b.baseW, 0);
+    const requestedW = batteryCorrectionW({
+      plannedNetW: state.plannedNetW,
+      deviationW: m.deviationW,
+      plannedBatteryW: state.plannedBatteryW,
+      baseW,
+      deadbandW: this.deadbandW,
+      correcting: state.correctionW !== 0,
+    });
+    if (requestedW === 0) return base;
+    const items = state.batteries.map((b) => {
+      const soc = this.soc(b.device);
+      const max = b.config.socMaxPct ?? 100;
+      const fresh = soc !== undefined && Number.isFinite(soc.pct) && now - soc.t <= this.maxAgeMs;
+      return { baseW: b.baseW, chargeMaxW: chargeMaxW(b.device, b.config), full: fresh && soc.pct >= max };
+    });
+    const { w, placedW } = distributeCorrection(items, requestedW);
+    const short = Math.abs(placedW) < Math.abs(requestedW) - 0.5;
+    const clipped = items.map((it, i) => {
+      if (!short || requestedW > 0) return [];
+      if (it.full) return ['soc-max' as const];
+      return Math.abs((w[i] as number) + it.chargeMaxW) < 0.5 ? ['power-limit' as const] : [];
+    });
+    return { w, placedW, requestedW, clipped };
+  }
+
+  private measure(
+    state: BuildingState,
+    now: number,
+  ): { netW: number; batteryW: number; deviationW: number } | { problem: string } {
+    const latest = this.options.latest;
+    const where = `building '${state.building}'`;
+    if (latest === undefined) return { problem: `${where}: no readings to correct by` };
+    if (!Number.isFinite(state.plannedNetW)) {
+      return { problem: `${where}: the schedule has no net exchange for this interval` };
+    }
+    const { device, point } = state.meter;
+    const v = this.readings(device, latest)?.get(point);
+    if (v === undefined || typeof v.value !== 'number' || !Number.isFinite(v.value)) {
+      return { problem: `${where}: no reading of meter '${device}' point '${point}'; check the meter is polled` };
+    }
+    if (now - v.t > this.maxAgeMs) {
+      return { problem: `${where}: the reading of meter '${device}' is ${Math.round((now - v.t) / 1000)} s old` };
+    }
+    let batteryW = 0;
+    for (const b of state.batteries) {
+      const p = this.measuredPower(b.device, latest);
+      const name = `battery '${b.config.der}' (device '${b.config.device}')`;
+      if (p === undefined) return { problem: `${where}: no power reading of ${name}` };
+      if (now - p.t > this.maxAgeMs) {
+        return { problem: `${where}: the power reading of ${name} is ${Math.round((now - p.t) / 1000)} s old` };
+      }
+      batteryW += p.w;
+    }
+    const netW = v.value * (state.meter.sign ?? 1);
+    return { netW, batteryW, deviationW: netW + batteryW - state.plannedBatteryW - state.plannedNetW };
+  }
+
+  /** Takes a computed correction as the one in force. */
+  private place(state: BuildingState, next: CorrectionPlan): void {
+    const wasCorrecting = state.correctionW !== 0;
+    state.batteries.forEach((b, i) => {
+      b.setpointW = Math.round(next.w[i] as number) || 0;
+      b.clipped = [...b.baseClipped, ...(next.clipped[i] ?? [])];
+    });
+    state.correctionW = state.batteries.reduce((s, b) => s + b.setpointW - b.baseW, 0);
+    state.requestedW = Math.round(next.requestedW) || 0;
+    if (wasCorrecting !== (state.correctionW !== 0)) {
+      const d = state.measured?.deviationW;
+      this.options.logger.info(
+        { building: state.building, correctionW: state.correctionW, deviationW: d, plannedNetW: state.plannedNetW },
+        state.correctionW === 0
+          ? `dispatch: building '${state.building}' back on plan`
+          : `dispatch: building '${state.building}' deviates from plan by ${Math.round(d ?? 0)} W; batteries ` +
+              `corrected by ${state.correctionW} W`,
+      );
+    }
+  }
+
+  private async writeCorrection(state: BuildingState, next: CorrectionPlan, now: number): Promise<CorrectionReport> {
+    const before = state.batteries.map((b) => b.setpointW);
+    this.place(state, next);
+    state.writtenAt = now;
+    state.writing = true;
+    try {
+      const jobs = state.batteries.map(async (b, i): Promise<DispatchOutcome | undefined> => {
+        if (b.setpointW === before[i] || !this.held.has(b.device)) return undefined;
+        const setpoint: DerSetpoint = { kind: 'battery', powerW: b.setpointW };
+        this.track(b.device, state.interval, b.setpointW, now);
+        const writes = await this.send(b.device, writesFor(b.device, setpoint));
+        return {
+          building: b.config.building,
+          der: b.config.der,
+          kind: 'battery',
+          device: b.config.device,
+          step: state.step,
+          plannedW: b.plannedW,
+          setpoint,
+          clipped: b.clipped,
+          writes,
+          status: outcomeStatus(writes),
+          correctionW: b.setpointW - b.baseW,
+        };
+      });
+      const outcomes = (await Promise.all(jobs)).filter((o): o is DispatchOutcome => o !== undefined);
+      return { ...this.statusOf(state), outcomes };
+    } finally {
+      state.writing = false;
+    }
+  }
+
+  private statusOf(s: BuildingState): CorrectionStatus {
+    return {
+      building: s.building,
+      interval: s.interval.start,
+      plannedNetW: s.plannedNetW,
+      plannedBatteryW: s.plannedBatteryW,
+      measuredNetW: s.measured?.netW,
+      measuredBatteryW: s.measured?.batteryW,
+      deviationW: s.measured === undefined ? undefined : Math.round(s.measured.deviationW),
+      correctionW: s.correctionW,
+      requestedW: s.requestedW,
+      setpoints: s.batteries.map((b) => ({ der: b.config.der, device: b.config.device, powerW: b.setpointW })),
+      writtenAt: s.writtenAt,
+      ...(s.problem === undefined ? {} : { problem: s.problem }),
+    };
+  }
+
   private target(device: DispatchDevice, control: SetpointControl): SetpointTarget {
     return { device: device.config.device, bus: device.bus, unit: device.unit, control };
   }
 
-  private async send(device: DispatchDevice, writes: readonly SetpointWrite[]): Promise<WriteResult[]> {
+  /** Writes a batch to one device after any batch already under way to it, so a later setpoint lands last. */
+  private send(device: DispatchDevice, writes: readonly SetpointWrite[]): Promise<WriteResult[]> {
+    const previous = this.queues.get(device) ?? Promise.resolve();
+    const next = previous.then(() => this.sendNow(device, writes));
+    const settled = next.catch(() => undefined);
+    this.queues.set(device, settled);
+    void settled.then(() => {
+      if (this.queues.get(device) === settled) this.queues.delete(device);
+    });
+    return next;
+  }
+
+  private async sendNow(device: DispatchDevice, writes: readonly SetpointWrite[]): Promise<WriteResult[]> {
     const results: WriteResult[] = [];
     // In order, each read back before the next: the order is what keeps a battery from reversing between writes.
     for (const w of writes) {
@@ -966,17 +1471,13 @@ export class Dispatcher {
     step: number,
     interval: { start: number; end: number },
     now: number,
+    extra: { correctionW?: number } = {},
   ): Promise<DispatchOutcome> {
     const { device, setpoint } = plan;
     const c = device.config;
     this.held.add(device);
     this.track(device, interval, expectedW(setpoint), now);
     const writes = await this.send(device, writesFor(device, setpoint));
-    const status = writes.some((w) => w.status === 'failed')
-      ? 'failed'
-      : writes.some((w) => w.status === 'mismatch')
-        ? 'mismatch'
-        : 'ok';
     if (plan.clipped.length > 0) {
       this.options.logger.info(
         { building: c.building, der: c.der, planned: plan.plannedW, setpoint, clipped: plan.clipped },
@@ -993,7 +1494,8 @@ export class Dispatcher {
       setpoint,
       clipped: plan.clipped,
       writes,
-      status,
+      status: outcomeStatus(writes),
+      ...extra,
     };
   }
 

@@ -76,6 +76,12 @@ export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
       logger: log,
       limits: { exportLimitW: Object.fromEntries(config.buildings.map((b) => [b.name, b.exportLimitW])) },
       latest: (device) => deps.latest(device) ?? new Map(),
+      // The connection meters let the dispatcher absorb unplanned surplus into the battery in real time.
+      buildings: Object.fromEntries(
+        config.buildings.flatMap((b) =>
+          b.load.meter === undefined ? [] : [[b.name, { device: b.load.meter, point: b.load.meterPoint }]],
+        ),
+      ),
     });
   }
   const service = new OptimizerService({

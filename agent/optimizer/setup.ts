@@ -130,6 +130,7 @@ export function dispatchConfigs(config: AgentConfig): DispatchDeviceConfig[] {
         maxChargeW: k.maxChargeW,
         maxDischargeW: k.maxDischargeW,
         reservePct: Math.max(k.reservePct, k.socMinPct),
+        socMaxPct: k.socMaxPct,
       });
     }
     for (const p of b.pv) {

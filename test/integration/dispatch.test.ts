@@ -7,6 +7,11 @@
  *
  * One ManualClock drives the site's physics, the poller, the keeper and the dispatcher, so simulated time is agent
  * time; only the Modbus requests travel on real sockets (their timeouts on the system clock).
+ *
+ * The real-time correction: on a clear Sunday noon the plan expected 1 kW export with the battery idle; the grid
+ * meter (SunSpec 203 on the LAN) shows several kW more. The dispatcher charges the surplus beyond the planned export
+ * into the battery, so the connection exports what was planned, and the battery's deviation is judged against the
+ * corrected setpoint.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../../agent/clock.js';
@@ -385,5 +390,173 @@ describe('dispatch against the simulated site', () => {
 
     await poller.stop();
     await io.settle();
+  }, 60_000);
+
+  it('charges an unplanned PV surplus into the battery, so the connection exports what was planned', async () => {
+    const sunday = Date.UTC(2024, 5, 16, 10, 0);
+    const clock = new ManualClock(sunday);
+    const base = defaultSimSite();
+    const pvMeter = base.devices.find((d) => d.name === 'pv-meter');
+    if (pvMeter === undefined) throw new Error('the default site has no pv-meter to copy');
+    const site = await startSimulatedSite(
+      {
+        ...base,
+        description: { ...base.description, start: new Date(sunday).toISOString(), cloudiness: 0 },
+        servers: base.servers.filter((x) => x.kind === 'tcp'),
+        devices: [
+          ...base.devices.filter((d) => d.name === 'pv' || d.name === 'battery'),
+          // The connection meter as a SunSpec meter on the LAN (the default site has it on RS-485).
+          { ...pvMeter, name: 'grid-meter', unit: 5 },
+        ],
+        signingMeters: [],
+      },
+      { clock, speed: 1 },
+    );
+    const lan = site.endpoints.find((e) => e.kind === 'tcp');
+    if (lan?.kind !== 'tcp') throw new Error('no TCP server');
+    const tcp = openModbusBus({ name: 'lan', kind: 'tcp', host: lan.host, port: lan.port }, { clock: systemClock() });
+    try {
+      const io = watched(tcp, clock);
+      const bus = io.bus;
+      const catalogue = loadCatalogue();
+      const sunspecPoints = async (unit: number): Promise<PlacedPoint[]> => {
+        const layout = await discoverSunSpec(bus, unit);
+        return layout.models.flatMap((m) => {
+          const profile = catalogue.bySunspecModel(m.id);
+          return profile === undefined ? [] : placeProfile(profile, m.address);
+        });
+      };
+      const devices: DispatchableDevice[] = [
+        { name: 'battery', bus, unit: 2, points: await sunspecPoints(2) },
+        { name: 'grid-meter', bus, unit: 5, points: await sunspecPoints(5) },
+      ];
+      const building = 'example-office';
+      const resolved = resolveDispatchDevices(
+        [
+          {
+            kind: 'battery',
+            building,
+            der: 'battery',
+            device: 'battery',
+            maxChargeW: 5000,
+            maxDischargeW: 5000,
+            reservePct: 20,
+            socMaxPct: 95,
+          },
+        ],
+        devices,
+      );
+      expect(resolved.problems).toEqual([]);
+      const ledger: NewRecord[] = [];
+      const sink = { append: (records: readonly NewRecord[]) => void ledger.push(...records) };
+      const logger = silentLogger();
+      const wanted: Record<string, string[]> = { battery: ['W', 'ChaState'], 'grid-meter': ['W'] };
+      let dispatcher: Dispatcher | undefined;
+      const corrections: Promise<unknown>[] = [];
+      const poller = new Poller(
+        devices.map((d) => {
+          const points = d.points.filter((p) => wanted[d.name]?.includes(p.key));
+          return {
+            name: d.name,
+            bus,
+            unit: d.unit,
+            blocks: planReads(points, { maxGap: 8 }),
+            record: new Set(points.map((p) => p.key)),
+            intervalMs: 2_000,
+            priority: 0,
+          };
+        }),
+        {
+          clock,
+          logger,
+          sink,
+          onCycle: () => {
+            if (dispatcher !== undefined) corrections.push(dispatcher.sample());
+          },
+        },
+      );
+      const keeper = new SetpointKeeper({ clock, logger, sink, revertSeconds: REVERT_S, refreshMs: REFRESH_MS });
+      dispatcher = new Dispatcher({
+        keeper,
+        devices: resolved.devices,
+        sink,
+        clock,
+        logger,
+        latest: (name) => poller.latest(name),
+        buildings: { [building]: { device: 'grid-meter', point: 'W' } },
+      });
+      const zero = { import: 0, export: 0, degradation: 0, trades: 0, curtailment: 0, penalties: 0, total: 0 };
+      // The plan: 1 kW export, the battery idle (a forecast that expected less sun or more load).
+      const schedule: SiteSchedule = {
+        horizon: { start: sunday, stepMs: STEP, steps: 1 },
+        status: 'optimal',
+        buildings: [
+          {
+            name: building,
+            netW: [-1000],
+            gridImportW: [0],
+            gridExportW: [1000],
+            unservedW: [0],
+            ders: [{ name: 'battery', kind: 'battery', powerW: [0] }],
+            marginalPrice: [0],
+            cost: zero,
+          },
+        ],
+        netPositionW: [-1000],
+        cost: zero,
+        diagnosis: [],
+        solveMs: 0,
+        mip: false,
+      };
+      const meterW = () => Number(poller.latest('grid-meter').get('W')?.value);
+      const advance = async (ms: number) => {
+        for (let done = 0; done < ms; done += 1000) {
+          clock.advance(1000);
+          await io.settle();
+          await Promise.all(corrections.splice(0));
+          await io.settle();
+        }
+      };
+
+      poller.start();
+      clock.advance(0);
+      await io.settle();
+      const exportBefore = -meterW();
+      // Noon, clear sky, Sunday load: several kW exported with the battery idle.
+      expect(exportBefore).toBeGreaterThan(2500);
+
+      const [bat] = await dispatcher.apply(schedule);
+      expect(bat?.status).toBe('ok');
+      expect(bat?.plannedW).toBe(0);
+      // The surplus beyond the planned 1 kW goes into the battery (within the 200 W deadband of what was measured).
+      expect(bat?.correctionW).toBeLessThan(-1500);
+      expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: bat?.correctionW });
+      expect(Math.abs((bat?.correctionW ?? 0) + exportBefore - 1000)).toBeLessThanOrEqual(200);
+
+      await advance(60_000);
+      const snapshot = site.site.snapshot().devices.battery;
+      if (snapshot?.kind !== 'battery') throw new Error('no battery in the simulated site');
+      expect(snapshot.powerW).toBeLessThan(-1500);
+      // The connection exports what was planned, give or take the deadband and the load's noise.
+      expect(Math.abs(meterW() + 1000)).toBeLessThan(600);
+      const status = dispatcher.corrections()[0];
+      expect(status?.problem).toBeUndefined();
+      expect(status?.correctionW).toBeLessThan(-1500);
+      expect(Math.abs((status?.deviationW ?? 0) - (status?.correctionW ?? 0))).toBeLessThanOrEqual(200);
+
+      // At the end of the interval the battery is judged against the corrected setpoints: no deviation.
+      await advance(sunday + STEP - clock.now());
+      const reports = dispatcher.recordDeviations();
+      expect(reports.map((r) => [r.der, r.exceeded])).toEqual([['battery', false]]);
+      expect(reports[0]?.setpointW).toBeLessThan(-1500);
+      expect(ledger.filter((r) => r.type === 'event' && r.body.kind === 'dispatch-deviation')).toEqual([]);
+
+      keeper.stop();
+      await poller.stop();
+      await io.settle();
+    } finally {
+      await tcp.close();
+      await site.close();
+    }
   }, 60_000);
 });

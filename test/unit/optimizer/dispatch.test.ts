@@ -1,17 +1,22 @@
 /**
  * Dispatch without hardware: setpoints per device type from one interval of a schedule, the safety clipping
  * (power limits, the reserve guard, the export cap, the EV current window), battery netting, the order of the
- * register writes, release, and the deviation events. The keeper is a fake that records what would be written.
+ * register writes, release, the deviation events, and the real-time correction by the building's meter (the rule,
+ * the split among batteries, deadband, hysteresis and write rate, stale readings). The keeper is a fake that records
+ * what would be written; the latest readings are fakes set by each test.
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../agent/clock.js';
 import { type NewRecord, validateBody } from '../../../agent/ledger/records.js';
 import { silentLogger } from '../../../agent/logger.js';
 import {
+  batteryCorrectionW,
   type DispatchableDevice,
   type DispatchDevice,
   type DispatchDeviceConfig,
   Dispatcher,
+  type DispatcherOptions,
+  distributeCorrection,
   intervalAt,
   type LatestReadings,
   type PlanContext,
@@ -630,5 +635,337 @@ describe('Dispatcher', () => {
     expect(reports.filter((r) => r.exceeded).map((r) => [r.der, r.deviationW])).toEqual([['pv', 604]]);
     expect(events.map((e) => e.body.der)).toEqual(['pv']);
     expect(String(events[0]?.body.message)).toMatch(/limited to 3996 W but measured 4600 W/);
+  });
+});
+
+describe('batteryCorrectionW', () => {
+  const at = (over: Partial<Parameters<typeof batteryCorrectionW>[0]>) =>
+    batteryCorrectionW({ plannedNetW: 0, deviationW: 0, plannedBatteryW: 0, baseW: 0, deadbandW: 200, ...over });
+
+  it('charges export beyond the planned export', () => {
+    // The plan exports 1000 W; a sunnier sky makes it 4000 W: the 3000 W beyond go into the battery.
+    expect(at({ plannedNetW: -1000, deviationW: -3000 })).toBe(-3000);
+    // Planned import, and the surplus turns it into export: only the export part is charged.
+    expect(at({ plannedNetW: 2000, deviationW: -3000 })).toBe(-1000);
+    // Also when the plan discharges: that discharge is reduced first (distributeCorrection), the sign is the same.
+    expect(at({ plannedNetW: 0, deviationW: -1500, plannedBatteryW: 2000, baseW: 2000 })).toBe(-1500);
+  });
+
+  it('leaves a deviation inside the band between 0 and the planned exchange to the grid', () => {
+    // Less import than planned: it is bought at the price the plan pays anyway; charging it would be a purchase.
+    expect(at({ plannedNetW: 2000, deviationW: -1500 })).toBe(0);
+    // Less export than planned: it is sold at the feed-in the plan accepts; charging less would lose stored value.
+    expect(at({ plannedNetW: -3000, deviationW: 2000, plannedBatteryW: -2000, baseW: -2000 })).toBe(0);
+  });
+
+  it('charges less when the plan charges and import beyond the planned import would pay for it, never below idle', () => {
+    expect(at({ plannedNetW: 1000, deviationW: 1500, plannedBatteryW: -2000, baseW: -2000 })).toBe(1500);
+    expect(at({ plannedNetW: 1000, deviationW: 3000, plannedBatteryW: -2000, baseW: -2000 })).toBe(2000);
+    expect(at({ plannedNetW: -500, deviationW: 1500, plannedBatteryW: -2000, baseW: -2000 })).toBe(1000);
+  });
+
+  it('never discharges beyond the plan', () => {
+    expect(at({ plannedNetW: 0, deviationW: 1500, plannedBatteryW: 2000, baseW: 2000 })).toBe(0);
+    expect(at({ plannedNetW: 500, deviationW: 3000 })).toBe(0);
+    // The reserve guard held back a planned discharge (base 0): the missing discharge is not made up.
+    expect(at({ plannedNetW: 0, deviationW: 0, plannedBatteryW: 3000, baseW: 0 })).toBe(0);
+  });
+
+  it('ignores excursions within the deadband, and ends a running correction only below half of it', () => {
+    expect(at({ plannedNetW: -1000, deviationW: -150 })).toBe(0);
+    expect(at({ plannedNetW: -1000, deviationW: -250 })).toBe(-250);
+    expect(at({ plannedNetW: -1000, deviationW: -150, correcting: true })).toBe(-150);
+    expect(at({ plannedNetW: -1000, deviationW: -90, correcting: true })).toBe(0);
+  });
+
+  it('does nothing on numbers that are not numbers', () => {
+    expect(at({ plannedNetW: Number.NaN, deviationW: -3000 })).toBe(0);
+    expect(at({ deviationW: Number.POSITIVE_INFINITY })).toBe(0);
+  });
+});
+
+describe('distributeCorrection', () => {
+  const b = (baseW: number, chargeMaxW = 5000, full = false) => ({ baseW, chargeMaxW, full });
+
+  it('takes charging off the charging batteries in proportion', () => {
+    expect(distributeCorrection([b(-1000), b(-3000), b(0)], 2000)).toEqual({ w: [-500, -1500, 0], placedW: 2000 });
+  });
+
+  it('adds charge first by taking discharge off, then by headroom, so none discharges while another charges', () => {
+    const { w, placedW } = distributeCorrection([b(2000), b(0)], -3000);
+    expect(w).toEqual([-500, -500]);
+    expect(placedW).toBe(-3000);
+    // Less than the discharge: only the discharging battery moves.
+    expect(distributeCorrection([b(2000), b(0)], -1000)).toEqual({ w: [1000, 0], placedW: -1000 });
+    // Headroom: what a battery can still take.
+    expect(distributeCorrection([b(-4000), b(0, 3000)], -2000)).toEqual({ w: [-4500, -1500], placedW: -2000 });
+  });
+
+  it('gives a full battery no extra charge and places no more than the headroom', () => {
+    expect(distributeCorrection([b(0, 5000, true), b(-1000, 4000)], -6000)).toEqual({ w: [0, -4000], placedW: -3000 });
+  });
+});
+
+describe('Dispatcher: real-time correction', () => {
+  /** Meter (+ import) and battery readings the test moves; each reading is taken "now" unless `t` is set. */
+  interface Site {
+    meterW: number;
+    bat: number;
+    bat2: number;
+    soc: number;
+    soc2: number;
+    t: number | undefined;
+    meterT: number | undefined;
+  }
+
+  function setup(options: { two?: boolean; extra?: Partial<DispatcherOptions>; socMaxPct?: number } = {}) {
+    const keeper = new FakeKeeper();
+    const events: NewRecord[] = [];
+    const clock = new ManualClock(T0);
+    const site: Site = { meterW: 0, bat: 0, bat2: 0, soc: 50, soc2: 50, t: undefined, meterT: undefined };
+    const list: DispatchDeviceConfig[] = [
+      { ...(configs[0] as DispatchDeviceConfig & { kind: 'battery' }), socMaxPct: options.socMaxPct ?? 95 },
+    ];
+    if (options.two === true) {
+      list.push({
+        kind: 'battery',
+        building: 'office',
+        der: 'second',
+        device: 'bat2',
+        maxChargeW: 2000,
+        maxDischargeW: 2000,
+        reservePct: 10,
+      });
+    }
+    const latest: LatestReadings = (device) => {
+      const t = site.t ?? clock.now();
+      const values: Record<string, Record<string, number>> = {
+        bat: { ChaState: site.soc, W: site.bat },
+        bat2: { ChaState: site.soc2, W: site.bat2 },
+        meter: { W: site.meterW },
+      };
+      const points = values[device];
+      if (points === undefined) throw new Error(`poller: no device named '${device}'`);
+      const at = device === 'meter' ? (site.meterT ?? t) : t;
+      return new Map<string, PointValue>(Object.entries(points).map(([k, v]) => [k, { value: v, unit: 'W', t: at }]));
+    };
+    const dispatcher = new Dispatcher({
+      keeper,
+      devices: devicesFor(list),
+      sink: { append: (records) => events.push(...records) },
+      clock,
+      logger: silentLogger(),
+      latest,
+      buildings: { office: { device: 'meter', point: 'W' } },
+      ...options.extra,
+    });
+    return { keeper, events, clock, site, dispatcher };
+  }
+
+  const plan = (batteryW: number[], netW: number[], second?: number[]) =>
+    site([
+      building([battery(batteryW), ...(second ? [battery(second, 'second')] : [])], {
+        netW,
+        gridImportW: netW.map((w) => Math.max(0, w)),
+        gridExportW: netW.map((w) => Math.max(0, -w)),
+      }),
+    ]);
+
+  it('charges an unplanned PV surplus into the battery at once, and the deviation events compare with it', async () => {
+    const { keeper, events, clock, site: s, dispatcher } = setup();
+    // The plan: battery idle, 1000 W export. The meter shows 4000 W export: 3000 W more sun than forecast.
+    s.meterW = -4000;
+    const [bat] = await dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: -3000 });
+    expect(bat?.correctionW).toBe(-3000);
+    expect(bat?.plannedW).toBe(0);
+    // 124 charging at 3000 W: OutWRte -3000/4000 (maxDischargeW).
+    expect(keeper.calls).toEqual(['bat.InWRte=100', 'bat.OutWRte=-75', 'bat.StorCtl_Mod=3']);
+    expect(dispatcher.corrections()).toEqual([
+      expect.objectContaining({
+        building: 'office',
+        interval: T0,
+        plannedNetW: -1000,
+        measuredNetW: -4000,
+        deviationW: -3000,
+        correctionW: -3000,
+        requestedW: -3000,
+        setpoints: [{ der: 'battery', device: 'bat', powerW: -3000 }],
+      }),
+    ]);
+    // The battery follows: the meter is back at the planned export, the deviation (battery excluded) unchanged.
+    for (let m = 1; m < 15; m++) {
+      clock.advance(T0 + m * 60_000 - clock.now());
+      s.bat = -3000;
+      s.meterW = -1000;
+      expect(await dispatcher.sample()).toEqual([]);
+    }
+    expect(keeper.calls).toHaveLength(3);
+    const reports = dispatcher.recordDeviations(T0 + STEP);
+    expect(reports.map((r) => [r.der, r.setpointW, r.measuredW, r.exceeded])).toEqual([
+      ['battery', -3000, -3000, false],
+    ]);
+    expect(events).toEqual([]);
+  });
+
+  it('corrects after a poll cycle, no more often than the minimum write interval, and goes back to plan', async () => {
+    const { keeper, clock, site: s, dispatcher } = setup();
+    s.meterW = -1000;
+    const [bat] = await dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: 0 });
+    expect(bat?.correctionW).toBe(0);
+    keeper.calls.length = 0;
+    // A cloud moves off 5 s later: 2500 W more export. Too soon after the last write.
+    clock.advance(T0 + 5000 - clock.now());
+    s.meterW = -3500;
+    expect(await dispatcher.sample()).toEqual([]);
+    clock.advance(T0 + 10_000 - clock.now());
+    const [report] = await dispatcher.sample();
+    expect(report).toMatchObject({ deviationW: -2500, correctionW: -2500 });
+    expect(report?.outcomes.map((o) => [o.der, o.setpoint, o.correctionW, o.status])).toEqual([
+      ['battery', { kind: 'battery', powerW: -2500 }, -2500, 'ok'],
+    ]);
+    expect(keeper.calls).toEqual(['bat.InWRte=100', 'bat.OutWRte=-62.5', 'bat.StorCtl_Mod=3']);
+    // Beyond what the battery can take (4000 W as SunSpec 124 forces it): clipped at the power limit.
+    s.bat = -2500;
+    s.meterW = -3000;
+    clock.advance(T0 + 20_000 - clock.now());
+    const [more] = await dispatcher.sample();
+    expect(more).toMatchObject({ deviationW: -4500, requestedW: -4500, correctionW: -4000 });
+    expect(more?.outcomes[0]?.clipped).toEqual(['power-limit']);
+    // Small moves (up to half the deadband) are not written: 3950 W asked, 4000 W in force.
+    s.bat = -4000;
+    s.meterW = -950;
+    clock.advance(T0 + 30_000 - clock.now());
+    expect(await dispatcher.sample()).toEqual([]);
+    // The cloud is back: the deviation is gone, the battery goes back to the plan.
+    s.meterW = 2950;
+    clock.advance(T0 + 40_000 - clock.now());
+    const [back] = await dispatcher.sample();
+    expect(back).toMatchObject({ deviationW: -50, correctionW: 0 });
+    expect(back?.outcomes.map((o) => o.setpoint)).toEqual([{ kind: 'battery', powerW: 0 }]);
+  });
+
+  it('charges less when the plan charges from a sun that does not come, never discharges beyond the plan', async () => {
+    const { clock, site: s, dispatcher } = setup();
+    // Plan: charge 3000 W from PV with no exchange. The meter shows 2000 W import while the battery charges 3000 W.
+    s.bat = -3000;
+    s.meterW = 2000;
+    const [bat] = await dispatcher.apply(plan([-3000, 2000], [0, 0]));
+    expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: -1000 });
+    expect(bat?.correctionW).toBe(2000);
+    // Interval 1: the plan discharges 2000 W to cover the load; the load is 1500 W higher. Imported, not discharged.
+    clock.advance(T0 + STEP - clock.now());
+    s.bat = 2000;
+    s.meterW = 1500;
+    const [next] = await dispatcher.apply(plan([-3000, 2000], [0, 0]));
+    expect(next?.setpoint).toEqual({ kind: 'battery', powerW: 2000 });
+    expect(next?.correctionW).toBe(0);
+    expect(dispatcher.corrections()[0]).toMatchObject({ deviationW: 1500, correctionW: 0, requestedW: 0 });
+  });
+
+  it('makes no correction on stale or missing readings, and says why', async () => {
+    const { site: s, dispatcher } = setup();
+    s.meterW = -4000;
+    s.meterT = T0 - 31_000;
+    const [bat] = await dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: 0 });
+    expect(dispatcher.corrections()[0]?.problem).toMatch(/building 'office': the reading of meter 'meter' is 31 s old/);
+    const noMeter = setup({ extra: { buildings: { office: { device: 'gone', point: 'W' } } } });
+    noMeter.site.meterW = -4000;
+    await noMeter.dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(noMeter.dispatcher.corrections()[0]?.problem).toMatch(/no reading of meter 'gone' point 'W'/);
+    // A building without a meter is dispatched as planned, with no correction state.
+    const plain = setup({ extra: { buildings: {} } });
+    plain.site.meterW = -4000;
+    const [p] = await plain.dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(p?.setpoint).toEqual({ kind: 'battery', powerW: 0 });
+    expect(p?.correctionW).toBeUndefined();
+    expect(plain.dispatcher.corrections()).toEqual([]);
+  });
+
+  it('honours the meter sign, the deadband and the write interval given', async () => {
+    const {
+      clock,
+      site: s,
+      dispatcher,
+    } = setup({
+      extra: {
+        buildings: { office: { device: 'meter', point: 'W', sign: -1 } },
+        correction: { deadbandW: 1000, minWriteIntervalMs: 60_000 },
+      },
+    });
+    // This meter counts export positive: 1800 W export is 800 W beyond the planned 1000 W, inside the deadband.
+    s.meterW = 1800;
+    const [bat] = await dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    expect(bat?.setpoint).toEqual({ kind: 'battery', powerW: 0 });
+    s.meterW = 3000;
+    clock.advance(T0 + 59_000 - clock.now());
+    expect(await dispatcher.sample()).toEqual([]);
+    clock.advance(T0 + 60_000 - clock.now());
+    expect((await dispatcher.sample())[0]).toMatchObject({ deviationW: -2000, correctionW: -2000 });
+  });
+
+  it('splits a correction among a building’s batteries by headroom, none charging while another discharges', async () => {
+    const { site: s, dispatcher } = setup({ two: true });
+    // Plan: the first battery discharges 1000 W, the second idles; 5000 W of export appear beyond the plan.
+    s.bat = 1000;
+    s.meterW = -5000;
+    const outcomes = await dispatcher.apply(plan([1000, 0], [0, 0], [0, 0]));
+    // 1000 W taken off the discharge, then 4000 W by headroom: 4000 W (124: min of both maxima) and 2000 W.
+    expect(outcomes.map((o) => [o.der, o.setpoint, o.correctionW])).toEqual([
+      ['battery', { kind: 'battery', powerW: -2667 }, -3667],
+      ['second', { kind: 'battery', powerW: -1333 }, -1333],
+    ]);
+    expect(dispatcher.corrections()[0]?.correctionW).toBe(-5000);
+  });
+
+  it('adds no charge to a battery at its SoC maximum', async () => {
+    const { site: s, dispatcher } = setup({ two: true, socMaxPct: 90 });
+    s.soc = 90;
+    s.meterW = -3000;
+    const outcomes = await dispatcher.apply(plan([0, 0], [0, 0], [0, 0]));
+    expect(outcomes.map((o) => [o.der, o.setpoint, o.clipped])).toEqual([
+      ['battery', { kind: 'battery', powerW: 0 }, ['soc-max']],
+      ['second', { kind: 'battery', powerW: -2000 }, ['power-limit']],
+    ]);
+    expect(dispatcher.corrections()[0]).toMatchObject({ requestedW: -3000, correctionW: -2000 });
+  });
+
+  it('writes a re-plan after a correction already under way to the same device, never before it', async () => {
+    const { keeper, clock, site: s, dispatcher } = setup();
+    s.meterW = -1000;
+    await dispatcher.apply(plan([0, 0], [-1000, -1000]));
+    // The keeper holds every write until released, as a slow bus would.
+    const gates: (() => void)[] = [];
+    const answer = keeper.answer;
+    keeper.set = (target, value) => {
+      keeper.calls.push(`${target.device}.${target.control.point.key}=${value}`);
+      return new Promise((resolve) => gates.push(() => resolve(answer(target, value))));
+    };
+    keeper.calls.length = 0;
+    clock.advance(T0 + 20_000 - clock.now());
+    s.meterW = -4000;
+    const correcting = dispatcher.sample();
+    // A re-plan for the same interval while the correction's first write is out: the battery to discharge (and
+    // the readings as they are by then show no deviation from the new plan).
+    s.meterW = 3000;
+    s.bat = -3000;
+    const replanned = dispatcher.apply(plan([1000, 0], [-1000, -1000]));
+    while (gates.length > 0 || keeper.calls.length < 6) {
+      const open = gates.shift();
+      if (open === undefined) await new Promise((r) => setImmediate(r));
+      else open();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all([correcting, replanned]);
+    expect(keeper.calls).toEqual([
+      'bat.InWRte=100',
+      'bat.OutWRte=-75',
+      'bat.StorCtl_Mod=3',
+      'bat.OutWRte=100',
+      'bat.InWRte=-20',
+      'bat.StorCtl_Mod=3',
+    ]);
   });
 });
