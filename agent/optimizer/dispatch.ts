@@ -1312,6 +1312,15 @@ export class Dispatcher {
       correcting: state.correctionW !== 0,
     });
     if (requestedW === 0) return base;
+    // Charging back to the backup reserve is never cut: the reserve is for outages, not for the tariff. An unknown
+    // or stale SoC counts as below it.
+    const refillingReserve = state.batteries.some((b) => {
+      if (b.baseW >= 0) return false;
+      const soc = this.soc(b.device);
+      const fresh = soc !== undefined && Number.isFinite(soc.pct) && now - soc.t <= this.maxAgeMs;
+      return !fresh || soc.pct < b.config.reservePct;
+    });
+    if (requestedW > 0 && refillingReserve) return base;
     const items = state.batteries.map((b) => {
       const soc = this.soc(b.device);
       const max = b.config.socMaxPct ?? 100;
