@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { systemClock } from '../clock.js';
 import { loadConfig } from '../config/index.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { HistorySource } from '../optimizer/forecast/history.js';
@@ -75,7 +76,7 @@ export async function optimizeCommand(io: Io, options: OptimizeOptions): Promise
       EXIT.config,
     );
   }
-  const now = parseAt(options.at, Date.now());
+  const now = parseAt(options.at, systemClock().now());
   const soc = parseSoc(options.soc, config);
   const evs = config.buildings.flatMap((b) => b.evChargers.map((e) => e.device));
   for (const device of options.plugged) {

@@ -12,7 +12,6 @@
  * and verify (openAdjustment never throws on bad input; it names the reason).
  */
 import { randomBytes } from 'node:crypto';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { fromHex, toHex } from '../identity/bytes.js';
 import { decryptWith, ECIES_SCHEME, type EciesEnvelope, encryptTo } from '../identity/ecies.js';
 import {
@@ -22,7 +21,7 @@ import {
   keyPairFromPrivateKey,
   parseAddress,
 } from '../identity/keys.js';
-import { recoverAddress, signingDigest } from '../identity/signing.js';
+import { recoverAddress, recoverPublicKey, signingDigest } from '../identity/signing.js';
 import type { Signer } from '../ledger/block.js';
 import { type CanonicalValue, canonicalBytes, parseCanonical } from '../ledger/canonical.js';
 import { type Envelope, type EnvelopeBody, envelopeDigest } from '../link/envelope.js';
@@ -341,15 +340,9 @@ export function contractProblem(value: unknown): string | undefined {
  */
 export function recoverEnvelopeKey(envelope: Envelope): Uint8Array {
   const signature = fromHex(envelope.sig, 'sig', 65);
-  const recovery = (signature[64] as number) - 27;
-  if (recovery !== 0 && recovery !== 1)
-    throw new AdjustmentError(`envelope ${envelope.id} has signature v outside 27/28`);
-  const rec = new Uint8Array(65);
-  rec[0] = recovery;
-  rec.set(signature.subarray(0, 64), 1);
-  // prehash false: the digest is already keccak (NOTES: noble would otherwise hash it again).
-  const publicKey = secp256k1.recoverPublicKey(rec, envelopeDigest(envelope), { prehash: false });
-  const compressed = secp256k1.Point.fromBytes(publicKey).toBytes(true);
+  const v = signature[64] as number;
+  if (v !== 27 && v !== 28) throw new AdjustmentError(`envelope ${envelope.id} has signature v outside 27/28`);
+  const compressed = recoverPublicKey(envelopeDigest(envelope), signature);
   if (addressFromPublicKey(compressed) !== envelope.from) {
     throw new AdjustmentError(`the signature of envelope ${envelope.id} is not ${envelope.from}'s`);
   }

@@ -7,16 +7,12 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Static, Type } from '@sinclair/typebox';
-import { Ajv } from 'ajv';
-import { isMap, isScalar, isSeq } from 'yaml';
-import { explainSchemaErrors } from '../config/explain.js';
 import { type ConfigIssue, sortIssues } from '../config/issues.js';
-import type { SchemaNode } from '../config/schema-walk.js';
 import { describeFsError } from '../config/secret.js';
 import { closest, quoteList } from '../config/suggest.js';
-import { formatPath, type PathSegment, parseYaml, positionOf, type YamlSource } from '../config/yaml-source.js';
+import { formatPath, type PathSegment, positionOf } from '../config/yaml-source.js';
 import type { Feeder } from '../grid/feeder.js';
-import { FeederFileError } from '../grid/feeder-file.js';
+import { FeederFileError, type Parsed, parseWithSchema } from '../grid/feeder-file.js';
 import { type BusPowers, busLoads } from '../grid/powerflow.js';
 import type { ReportedPosition } from './network-check.js';
 
@@ -190,42 +186,11 @@ export async function loadPositionsFile(path: string, feeder: Feeder): Promise<I
 }
 
 /** YAML, then the schema; every problem with its position. */
-function parse(text: string, file: string): { data?: PositionsData; source?: YamlSource; issues: ConfigIssue[] } {
-  const { source, issues } = parseYaml(file, text);
-  if (issues.length > 0) return { issues: sortIssues(issues) };
-  const root = source.document.contents;
-  if (!isMap(root)) {
-    const { line, column } = positionOf(source, [], 'value');
-    const empty = root === null || (isScalar(root) && root.value === null);
-    const got = empty ? 'an empty file' : isSeq(root) ? 'a list' : 'a single value';
-    return {
-      issues: [
-        {
-          file,
-          line,
-          column,
-          path: '(root)',
-          expected: 'a mapping with intervals: (net positions per market interval)',
-          hint: `got ${got}; see docs/feeder-format.md`,
-        },
-      ],
-    };
-  }
-  let data: unknown;
-  try {
-    data = source.document.toJS({ maxAliasCount: 100 });
-  } catch (error) {
-    const hint = error instanceof Error ? error.message : String(error);
-    return { issues: [{ file, line: 1, column: 1, path: '(yaml)', expected: 'valid YAML', hint }] };
-  }
-  const validate = new Ajv({ allErrors: true, strict: true, verbose: true }).compile(positionsFileSchema);
-  validate(data);
-  const explained = explainSchemaErrors(
-    source,
-    positionsFileSchema as unknown as SchemaNode,
-    data,
-    validate.errors ?? [],
+function parse(text: string, file: string): Parsed<PositionsData> {
+  return parseWithSchema(
+    text,
+    file,
+    positionsFileSchema,
+    'a mapping with intervals: (net positions per market interval)',
   );
-  if (explained.length > 0) return { issues: sortIssues(explained.map((e) => e.issue)) };
-  return { data: data as PositionsData, source, issues: [] };
 }

@@ -126,14 +126,22 @@ export class FeederFileError extends Error {
   }
 }
 
-interface Parsed<T> {
+export interface Parsed<T> {
   readonly data?: T;
   readonly source?: YamlSource;
   readonly issues: ConfigIssue[];
 }
 
-/** YAML, then the schema (defaults filled in); every problem with its position. */
-function parseWithSchema<S extends TSchema>(text: string, file: string, schema: S, what: string): Parsed<Static<S>> {
+/**
+ * YAML, then the schema (defaults filled in); every problem with its position. `rootExpected` says what the file's
+ * top level must be, for the error when it is not a mapping.
+ */
+export function parseWithSchema<S extends TSchema>(
+  text: string,
+  file: string,
+  schema: S,
+  rootExpected: string,
+): Parsed<Static<S>> {
   const { source, issues } = parseYaml(file, text);
   // After a syntax error the tree is a guess; schema errors on it would send the reader after ghosts.
   if (issues.length > 0) return { issues: sortIssues(issues) };
@@ -149,7 +157,7 @@ function parseWithSchema<S extends TSchema>(text: string, file: string, schema: 
           line,
           column,
           path: '(root)',
-          expected: `a mapping (key: value lines) describing ${what}`,
+          expected: rootExpected,
           hint: `got ${got}; see docs/feeder-format.md`,
         },
       ],
@@ -217,7 +225,7 @@ export interface FeederCheck {
 
 /** Checks the text of a feeder file; `file` is only used in messages. */
 export function checkFeederText(text: string, file: string): FeederCheck {
-  const parsed = parseWithSchema(text, file, feederFileSchema, 'a feeder');
+  const parsed = parseWithSchema(text, file, feederFileSchema, 'a mapping (key: value lines) describing a feeder');
   if (parsed.data === undefined || parsed.source === undefined) return { ok: false, issues: parsed.issues };
   const spec = toSpec(parsed.data);
   const problems = checkFeeder(spec);
@@ -260,7 +268,7 @@ export function checkLoadsText(
   file: string,
   feeder: Feeder,
 ): { ok: boolean; issues: readonly ConfigIssue[]; adjustment?: LoadAdjustment } {
-  const parsed = parseWithSchema(text, file, loadsFileSchema, 'load overrides');
+  const parsed = parseWithSchema(text, file, loadsFileSchema, 'a mapping (key: value lines) describing load overrides');
   if (parsed.data === undefined || parsed.source === undefined) return { ok: false, issues: parsed.issues };
   const adjustment: LoadAdjustment = parsed.data;
   try {

@@ -44,16 +44,20 @@ export function signDigest(digest: Uint8Array, privateKey: Uint8Array): Uint8Arr
   return out;
 }
 
-/** Address of the key that made `signature` over `digest`, or a thrown Error saying why it is malformed. */
-export function recoverAddress(digest: Uint8Array, signature: Uint8Array): Address {
+/** The public key (33 bytes, compressed) that made `signature` over `digest`; throws saying why it is malformed. */
+export function recoverPublicKey(digest: Uint8Array, signature: Uint8Array): Uint8Array {
   // noble would silently truncate a longer input to 32 bytes, making a signature over d also "valid" for d ‖ junk.
   checkDigest(digest);
   const parsed = parseSignature(signature);
   const rec = new Uint8Array(65);
   rec[0] = parsed.recovery;
   rec.set(signature.subarray(0, 64), 1);
-  const publicKey = secp256k1.recoverPublicKey(rec, digest, { prehash: false });
-  return addressFromPublicKey(publicKey);
+  return secp256k1.recoverPublicKey(rec, digest, { prehash: false });
+}
+
+/** Address of the key that made `signature` over `digest`, or a thrown Error saying why it is malformed. */
+export function recoverAddress(digest: Uint8Array, signature: Uint8Array): Address {
+  return addressFromPublicKey(recoverPublicKey(digest, signature));
 }
 
 /** True when `signature` over `digest` was made by `address`. Never throws on malformed input. */

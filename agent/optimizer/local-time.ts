@@ -1,49 +1,28 @@
 /**
- * Local wall-clock time of an instant in an IANA time zone: tariffs, load windows and departures are written in
- * local time, while the optimizer's horizon is UTC. Intl does the DST arithmetic; one formatter per zone is kept by
- * the caller-owned cache, not a module singleton.
+ * Local wall-clock time of an instant for tariffs, load windows and departures, which are written in local time while
+ * the optimizer's horizon is UTC. The DST arithmetic and its cache are the forecasts' LocalTime; this adds the
+ * Monday-first weekday tariffs use and the search for the next local time of day.
  */
+import { LocalTime } from './forecast/load.js';
 
-export interface LocalTime {
+export interface LocalTimeOfDay {
   /** 0 = Monday … 6 = Sunday. */
   readonly weekday: number;
   /** Minutes since local midnight, 0-1439. */
   readonly minuteOfDay: number;
-  /** Local calendar date, YYYY-MM-DD. */
-  readonly date: string;
 }
 
-const WEEKDAYS: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
-
 export class LocalClock {
-  private readonly format: Intl.DateTimeFormat;
+  private readonly local: LocalTime;
 
   /** Throws a RangeError naming the zone when it is not a known IANA zone. */
   constructor(readonly timeZone: string) {
-    try {
-      this.format = new Intl.DateTimeFormat('en-US', {
-        timeZone,
-        hourCycle: 'h23',
-        weekday: 'short',
-        year: 'numeric',
-        month: '2-digit',
-        day: '2-digit',
-        hour: '2-digit',
-        minute: '2-digit',
-      });
-    } catch {
-      throw new RangeError(`unknown time zone '${timeZone}' (use an IANA name such as Europe/Berlin)`);
-    }
+    this.local = new LocalTime({ timeZone });
   }
 
-  at(ms: number): LocalTime {
-    const parts: Record<string, string> = {};
-    for (const p of this.format.formatToParts(new Date(ms))) parts[p.type] = p.value;
-    return {
-      weekday: WEEKDAYS[parts.weekday ?? 'Mon'] ?? 0,
-      minuteOfDay: Number(parts.hour) * 60 + Number(parts.minute),
-      date: `${parts.year}-${parts.month}-${parts.day}`,
-    };
+  at(ms: number): LocalTimeOfDay {
+    const p = this.local.parts(ms);
+    return { weekday: (p.weekday + 6) % 7, minuteOfDay: Math.floor(p.msOfDay / 60_000) };
   }
 
   /**

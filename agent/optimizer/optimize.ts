@@ -112,17 +112,15 @@ export async function priceResponse(
   const asked: { step: number; price: number }[] = [];
   const cols: number[] = [];
   // Every market column starts closed; a variant opens one interval's pair.
-  const closed = { colBounds: [] as { col: number; lower: number; upper: number }[] };
+  const colUpper = Float64Array.from(f.lp.colUpper);
   for (const step of steps) {
     const buy = f.columns.marketBuy[step] ?? -1;
     const sell = f.columns.marketSell[step] ?? -1;
-    closed.colBounds.push({ col: buy, lower: 0, upper: 0 }, { col: sell, lower: 0, upper: 0 });
+    colUpper[buy] = 0;
+    colUpper[sell] = 0;
     cols.push(buy, sell);
   }
-  const lp = {
-    ...f.lp,
-    colUpper: Float64Array.from(f.lp.colUpper, (u, j) => (cols.includes(j) ? 0 : u)),
-  };
+  const lp = { ...f.lp, colUpper };
   for (const step of steps) {
     const prices = request.prices?.(step) ?? priceBand(site, step, request.points ?? 9);
     const buy = f.columns.marketBuy[step] ?? -1;
