@@ -95,6 +95,8 @@ export interface MarketSetup {
   readonly params: BargainingParams;
   /** Largest order of the market (Wh); none when absent. */
   readonly maxQtyWh?: number;
+  /** The interval's bargaining attempt (1 when absent; again after DSO caps). */
+  readonly attempt?: number;
 }
 
 export class BargainingError extends Error {
@@ -273,6 +275,7 @@ export class Bargainer {
       expiry: this.setup.gateClosure,
       ...ruleFields(this.rules, side, this.participant.green === true),
       ...(this.lastId === undefined ? {} : { prev: this.lastId }),
+      ...((this.setup.attempt ?? 1) > 1 ? { attempt: this.setup.attempt } : {}),
     };
     const broken = checkOwnOrder(fields, this.rules);
     if (broken.length > 0) {

@@ -42,6 +42,11 @@ export interface OrderFields {
   readonly expiry: number;
   /** Id of the same MGMC's order in an earlier round of this interval (the chain of its proposals). */
   readonly prev?: string;
+  /**
+   * The interval's bargaining attempt, present from 2 on: the market of an interval is bargained again after the DSO
+   * capped net positions (docs/market.md, "Re-trading"), and its orders must not be taken for the first attempt's.
+   */
+  readonly attempt?: number;
   /** Anonyms this order must never be matched with (contract rule `deny`), sorted by lower-case hex. */
   readonly exclude?: readonly Address[];
   /** When present, the only anonyms this order may be matched with (contract rule `allow`), sorted likewise. */
@@ -134,7 +139,7 @@ export interface OrderContext {
 const ID_RE = /^0x[0-9a-f]{64}$/;
 const SIG_RE = /^0x[0-9a-f]{130}$/;
 const REQUIRED = ['anonym', 'interval', 'side', 'qtyWh', 'price', 'green', 'round', 'expiry'] as const;
-const OPTIONAL = ['prev', 'exclude', 'only'] as const;
+const OPTIONAL = ['prev', 'attempt', 'exclude', 'only'] as const;
 const KNOWN = new Set<string>([...REQUIRED, ...OPTIONAL, 'id', 'sig']);
 
 /** The canonical object that is signed: the fields, without id and sig, optional ones only when present. */
@@ -149,6 +154,7 @@ function signedObject(fields: OrderFields): CanonicalValue {
     round: fields.round,
     expiry: fields.expiry,
     prev: fields.prev,
+    attempt: fields.attempt,
     exclude: fields.exclude,
     only: fields.only,
   };
@@ -344,6 +350,7 @@ function pickFields(raw: OrderFields): OrderFields {
     expiry: raw.expiry,
   };
   if (raw.prev !== undefined) out.prev = raw.prev;
+  if (raw.attempt !== undefined) out.attempt = raw.attempt;
   if (raw.exclude !== undefined) out.exclude = [...raw.exclude];
   if (raw.only !== undefined) out.only = [...raw.only];
   return out;
@@ -371,6 +378,9 @@ function fieldProblem(raw: Record<string, unknown>): string | undefined {
   if (!isUint(raw.expiry)) return 'expiry must be ms since the epoch (integer >= 0)';
   if (raw.prev !== undefined && (typeof raw.prev !== 'string' || !ID_RE.test(raw.prev))) {
     return 'prev must be an order id (0x and 64 lower-case hex digits)';
+  }
+  if (raw.attempt !== undefined && (!isUint(raw.attempt) || raw.attempt < 2)) {
+    return `attempt must be an integer >= 2 when present (the first attempt leaves it out), got ${JSON.stringify(raw.attempt)}`;
   }
   for (const key of ['exclude', 'only'] as const) {
     const list = raw[key];

@@ -26,6 +26,7 @@ export function toOrderRecord(order: SignedOrder): RecordBody {
     sig: order.sig,
   };
   if (order.prev !== undefined) body.prev = order.prev;
+  if (order.attempt !== undefined) body.attempt = order.attempt;
   if (order.exclude !== undefined) body.exclude = [...order.exclude];
   if (order.only !== undefined) body.only = [...order.only];
   return body;
