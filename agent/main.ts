@@ -18,12 +18,16 @@ import type { Ledger } from './ledger/ledger.js';
 import { checkMeterBatch } from './ledger/meter-batch.js';
 import { openWritableLedger } from './ledger/open.js';
 import { MgmcAdjustments } from './link/adjustments.js';
+import { deriveAnonymKey } from './link/anonym.js';
 import { EnvelopeSealer } from './link/envelope.js';
+import { type MarketRuntime, marketCurve, startMarketRuntime } from './link/market-runtime.js';
 import { MqttLink } from './link/mqtt-client.js';
 import { createMgmcSync, type MgmcSync, nextLinkSession } from './link/sync.js';
 import { LinkTopics } from './link/topics.js';
 import type { Logger } from './logger.js';
+import { marketMeter, marketRules } from './market/config.js';
 import { type OptimizerRuntime, startOptimizer } from './optimizer/runtime.js';
+import { alignedHorizon } from './optimizer/site-model.js';
 import type { Solver } from './optimizer/solver.js';
 import { Poller } from './poll/poller.js';
 import { resolveSite } from './poll/resolve.js';
@@ -56,6 +60,8 @@ export interface RunningMgmc {
   readonly link: MqttLink | undefined;
   /** The DSO's adjustment contracts (caps on the net position), when the config has a link. */
   readonly adjustments: MgmcAdjustments | undefined;
+  /** The P2P market, when market.enabled (with a link and the optimizer). */
+  readonly market: MarketRuntime | undefined;
   /** Stops polling and the meters, seals what is unsealed and closes the database. */
   stop(): Promise<void>;
 }
@@ -98,6 +104,8 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
   const site = await resolveSite(config, catalogue, clock, pollLogger);
   for (const problem of site.problems) log.warn({ device: problem.device }, problem.message);
   let optimizer: OptimizerRuntime | undefined;
+  let market: MarketRuntime | undefined;
+  const trading = config.market.enabled && dsoLink !== undefined;
   const poller = new Poller(site.targets, {
     clock,
     logger: pollLogger,
@@ -118,6 +126,8 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
       latest: (device) => polled(device)?.latest(device),
       ...(options.solver === undefined ? {} : { solver: options.solver }),
       ...(dsoLink === undefined ? {} : { dso: dsoLink.adjustments }),
+      // With the market on, the committed trades shape the plan and the market reports the positions they leave.
+      ...(trading ? { publishPositions: false, commitments: (h) => market?.commitments(h) ?? noCommitments } : {}),
       // Devices resolved later (retry below) are planned for but dispatched only after a restart.
       devices: site.targets.map((t) => ({
         name: t.name,
@@ -126,6 +136,12 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
         points: site.placed.get(t.name) ?? [],
       })),
     });
+  }
+
+  if (trading && dsoLink !== undefined && optimizer !== undefined) {
+    market = startTrading(config, key, dsoLink, ledger, store, optimizer, clock, logger);
+  } else if (config.market.enabled) {
+    log.warn({}, 'market.enabled needs a link to the DSO and the optimizer; not trading');
   }
 
   // Devices whose discovery failed (switched off at start) are retried; resolved ones join a poller of their own.
@@ -169,8 +185,10 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     sync: dsoLink?.sync,
     link: dsoLink?.link,
     adjustments: dsoLink?.adjustments,
+    market,
     async stop() {
       retryTimer?.cancel();
+      await market?.stop();
       await optimizer?.stop();
       await Promise.all([poller.stop(), ...extraPollers.map((p) => p.stop())]);
       await Promise.all(meters.map((m) => m.stop()));
@@ -195,7 +213,7 @@ function startLink(
   ledger: Ledger,
   clock: Clock,
   logger: Logger,
-): { sync: MgmcSync; link: MqttLink; adjustments: MgmcAdjustments } {
+): DsoLink {
   const linkConfig = config.link;
   const genesisPath = config.dso.genesis;
   const bus = config.dso.feederBus;
@@ -260,7 +278,70 @@ function startLink(
   // Before connecting, so a contract waiting for this MGMC on the broker finds its handler.
   adjustments.start();
   link.connect();
-  return { sync, link, adjustments };
+  return { sync, link, adjustments, topics, session: sealer.session };
+}
+
+interface DsoLink {
+  readonly sync: MgmcSync;
+  readonly link: MqttLink;
+  readonly adjustments: MgmcAdjustments;
+  readonly topics: LinkTopics;
+  readonly session: number;
+}
+
+const noCommitments = { trades: [], caps: {} };
+
+/**
+ * The market agent: curves from the optimizer (the market interval's steps summed), caps from the DSO's contracts,
+ * the outcome into the ledger and the plan (link/market-runtime.ts).
+ */
+function startTrading(
+  config: AgentConfig,
+  key: { privateKey: Uint8Array; address: Address },
+  dsoLink: DsoLink,
+  ledger: Ledger,
+  store: LedgerStore,
+  optimizer: OptimizerRuntime,
+  clock: Clock,
+  logger: Logger,
+): MarketRuntime {
+  const intervalMs = config.market.intervalMinutes * 60_000;
+  const opt = config.optimizer;
+  const meterName = marketMeter(config);
+  const meter = config.meters.find((m) => m.name === meterName)?.address;
+  const market = startMarketRuntime({
+    chainId: config.chainId,
+    clock,
+    logger,
+    link: dsoLink.link,
+    topics: dsoLink.topics,
+    session: dsoLink.session,
+    anonymKey: deriveAnonymKey(key.privateKey, config.chainId, config.dso.anonymEpoch),
+    validators: () => dsoLink.sync.validators(),
+    ledger,
+    store,
+    intervalMs,
+    rules: marketRules(config),
+    green: config.market.green,
+    ...(meter === undefined ? {} : { meter }),
+    caps: (interval) => dsoLink.adjustments.capsFor(interval),
+    publishPosition: (interval, netW, durationMs) => dsoLink.adjustments.publishPosition(interval, netW, durationMs),
+    curve: async (interval) => {
+      const now = clock.now();
+      const h = alignedHorizon(now, opt.stepMinutes, opt.horizonHours);
+      const steps: number[] = [];
+      for (let s = 0; s < h.steps; s++) {
+        const start = h.start + s * h.stepMs;
+        if (start >= interval && start < interval + intervalMs) steps.push(s);
+      }
+      if (steps.length === 0) return undefined;
+      const curves = await optimizer.service.priceResponse(steps, now);
+      return marketCurve(curves, interval, h.stepMs);
+    },
+    onTraded: () => void optimizer.service.runOnce(),
+  });
+  market.start().catch((err: Error) => logger.error({ err }, `market subscription failed: ${err.message}`));
+  return market;
 }
 
 type MeterConfig = AgentConfig['meters'][number];

@@ -1,4 +1,8 @@
-/** mgmc market replay: recompute every round's clearing of an interval from the ledger's orders. */
+/**
+ * mgmc market replay: recompute every round's clearing of an interval from the ledger's orders. An interval may have
+ * been bargained more than once (orders carry `attempt` from 2 on, after the DSO's caps); each (attempt, round) is
+ * cleared on its own.
+ */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -19,6 +23,8 @@ export interface MarketReplayOptions {
 }
 
 export interface RoundReplay {
+  /** The bargaining attempt (1 for orders without `attempt`). */
+  readonly attempt: number;
   readonly round: number;
   readonly orders: number;
   readonly trades: number;
@@ -44,6 +50,15 @@ function openExisting(db: string): LedgerStore {
   } catch (err) {
     throw new CommandError((err as Error).message, EXIT.dataError);
   }
+}
+
+function roundKey(attempt: number, round: number): string {
+  return `${attempt}/${round}`;
+}
+
+function parseRoundKey(key: string): { attempt: number; round: number } {
+  const [attempt, round] = key.split('/').map(Number);
+  return { attempt: attempt as number, round: round as number };
 }
 
 /** The first way `recorded` (trades of one round from the ledger) differs from `computed`, or undefined. */
@@ -77,12 +92,14 @@ function firstDifference(recorded: readonly { trade: Trade; seq: number }[], com
 
 /**
  * Reads the interval's `order` and `trade` records, re-checks each order's id and signature (chain id from the
- * database), recomputes clearRound per round and compares the recorded trades. Exit 0 when every round matches.
+ * database), recomputes clearRound per attempt and round and compares the recorded trades. Exit 0 when every round
+ * matches.
  */
 export function marketReplay(io: Io, options: MarketReplayOptions): number {
   const store = openExisting(options.db);
-  const orders = new Map<number, SignedOrder[]>();
-  const trades = new Map<number, { trade: Trade; seq: number }[]>();
+  const orders = new Map<string, SignedOrder[]>();
+  const attemptOf = new Map<string, number>();
+  const recordedTrades: { trade: Trade; seq: number }[] = [];
   const problems: string[] = [];
   let chainId: number;
   try {
@@ -111,15 +128,15 @@ export function marketReplay(io: Io, options: MarketReplayOptions): number {
           problems.push(`order record ${row.seq}: ${checked.code}: ${checked.detail}`);
           continue;
         }
-        const list = orders.get(checked.order.round) ?? [];
+        const attempt = checked.order.attempt ?? 1;
+        attemptOf.set(checked.order.id, attempt);
+        const key = roundKey(attempt, checked.order.round);
+        const list = orders.get(key) ?? [];
         list.push(checked.order);
-        orders.set(checked.order.round, list);
+        orders.set(key, list);
       } else {
         try {
-          const trade = fromTradeRecord(record.body, `trade record ${row.seq}`);
-          const list = trades.get(trade.round) ?? [];
-          list.push({ trade, seq: row.seq });
-          trades.set(trade.round, list);
+          recordedTrades.push({ trade: fromTradeRecord(record.body, `trade record ${row.seq}`), seq: row.seq });
         } catch (err) {
           problems.push((err as Error).message);
         }
@@ -129,13 +146,28 @@ export function marketReplay(io: Io, options: MarketReplayOptions): number {
     store.close();
   }
 
+  // Trade records carry no attempt: a trade belongs to its offer's (or, with the offer missing, its bid's) attempt.
+  // One whose orders are both missing is put in attempt 1, where the comparison names it.
+  const trades = new Map<string, { trade: Trade; seq: number }[]>();
+  for (const recorded of recordedTrades) {
+    const { offer, bid, round } = recorded.trade;
+    const key = roundKey(attemptOf.get(offer) ?? attemptOf.get(bid) ?? 1, round);
+    const list = trades.get(key) ?? [];
+    list.push(recorded);
+    trades.set(key, list);
+  }
+
   const rounds: RoundReplay[] = [];
-  for (const round of [...new Set([...orders.keys(), ...trades.keys()])].sort((a, b) => a - b)) {
-    const roundOrders = orders.get(round) ?? [];
-    const recorded = trades.get(round) ?? [];
+  const keys = [...new Set([...orders.keys(), ...trades.keys()])].map(parseRoundKey);
+  keys.sort((a, b) => a.attempt - b.attempt || a.round - b.round);
+  for (const { attempt, round } of keys) {
+    const key = roundKey(attempt, round);
+    const roundOrders = orders.get(key) ?? [];
+    const recorded = trades.get(key) ?? [];
     const computed = clearRound(roundOrders, { interval: options.interval, round }).trades;
     const difference = firstDifference(recorded, computed);
     rounds.push({
+      attempt,
       round,
       orders: roundOrders.length,
       trades: recorded.length,
@@ -153,12 +185,18 @@ export function marketReplay(io: Io, options: MarketReplayOptions): number {
     io.err(`no orders or trades for interval ${when} (${options.interval}) in ${resolve(options.db)}`);
     return EXIT.failed;
   }
-  const lines = [`interval ${when}: ${rounds.length} round(s)`];
+  // Ledgers of one attempt (all of them before re-trading) print as they always did: `round R`.
+  const attempts = new Set(rounds.map((r) => r.attempt));
+  const retraded = [...attempts].some((a) => a !== 1);
+  const lines = [
+    retraded
+      ? `interval ${when}: ${rounds.length} round(s) in ${attempts.size} attempt(s)`
+      : `interval ${when}: ${rounds.length} round(s)`,
+  ];
   for (const r of rounds) {
+    const name = retraded ? `attempt ${r.attempt} round ${r.round}` : `round ${r.round}`;
     lines.push(
-      r.ok
-        ? `  round ${r.round}: OK (${r.orders} order(s), ${r.trades} trade(s))`
-        : `  round ${r.round}: DIFFERS: ${r.difference}`,
+      r.ok ? `  ${name}: OK (${r.orders} order(s), ${r.trades} trade(s))` : `  ${name}: DIFFERS: ${r.difference}`,
     );
   }
   for (const p of problems) lines.push(`  ${p}`);

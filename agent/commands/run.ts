@@ -5,11 +5,12 @@
  */
 import { resolve } from 'node:path';
 import { systemClock } from '../clock.js';
-import { loadConfig } from '../config/index.js';
-import { startDso } from '../dso/node.js';
+import { type AgentConfig, loadConfig } from '../config/index.js';
+import { type StartDsoOptions, startDso } from '../dso/node.js';
 import { loadFeederFile } from '../grid/feeder-file.js';
 import { createLogger } from '../logger.js';
 import { startMgmc } from '../main.js';
+import { dsoMarketOptions } from '../market/config.js';
 import { EXIT, type Io } from './io.js';
 
 export interface RunOptions {
@@ -18,25 +19,32 @@ export interface RunOptions {
   readonly until?: Promise<unknown>;
 }
 
+/** The DSO node's grid security (`dso.grid`) and market sequencer (`dso.market`), as startDso takes them. */
+export async function dsoRunOptions(config: AgentConfig): Promise<Pick<StartDsoOptions, 'grid' | 'market'>> {
+  const { grid, market } = config.dso;
+  return {
+    ...(grid === undefined
+      ? {}
+      : {
+          grid: {
+            feeder: await loadFeederFile(grid.feeder),
+            intervalMs: grid.intervalMinutes * 60_000,
+            // With a market its sequencer runs the network check after each bargaining attempt; the grid's own settle
+            // timer would check (and send caps) on the first positions that arrive, in the middle of the bargaining.
+            ...(market === undefined ? { settleMs: grid.settleSeconds * 1000 } : {}),
+            maxRounds: grid.maxRounds,
+          },
+        }),
+    ...(market === undefined ? {} : { market: dsoMarketOptions(market) }),
+  };
+}
+
 export async function runAgent(io: Io, options: RunOptions): Promise<number> {
   const config = await loadConfig(resolve(options.config), { env: io.env });
   const logger = createLogger({ level: config.log.level });
   const agent =
     config.role === 'dso'
-      ? await startDso(config, {
-          clock: systemClock(),
-          logger,
-          ...(config.dso.grid === undefined
-            ? {}
-            : {
-                grid: {
-                  feeder: await loadFeederFile(config.dso.grid.feeder),
-                  intervalMs: config.dso.grid.intervalMinutes * 60_000,
-                  settleMs: config.dso.grid.settleSeconds * 1000,
-                  maxRounds: config.dso.grid.maxRounds,
-                },
-              }),
-        })
+      ? await startDso(config, { clock: systemClock(), logger, ...(await dsoRunOptions(config)) })
       : await startMgmc(config, { clock: systemClock(), logger });
   const stopSignal = new Promise<string>((done) => {
     const onSignal = (signal: NodeJS.Signals) => {

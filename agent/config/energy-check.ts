@@ -1,8 +1,11 @@
 /**
  * Cross-checks of tariffs, buildings and the optimizer that a schema cannot express: names unique, a building's
  * tariff exists, every DER names a polled device that no other DER claims, SoC limits and reserve agree, a
- * shiftable load has its energy and window, a curtailable one its baseline, the time zone exists.
+ * shiftable load has its energy and window, a curtailable one its baseline, the time zone exists. Also the MGMC's
+ * `market`, which trades what the optimizer plans: what it needs (a link, buildings, the optimizer, a signing meter),
+ * its meter's name, floor against ceiling, and the anonyms its rules allow or deny.
  */
+import { parseAddress } from '../identity/keys.js';
 import type { CrossCheck } from './loader.js';
 import type { AgentConfig } from './schema.js';
 import { closest, quoteList } from './suggest.js';
@@ -13,7 +16,8 @@ function nameHint(name: string, known: readonly string[], what: string, declare:
   return known.length > 0 ? `${what} are ${quoteList([...known], 'and')}` : declare;
 }
 
-export const checkEnergy: CrossCheck<AgentConfig> = (config, report) => {
+export const checkEnergy: CrossCheck<AgentConfig> = (config, report, written = () => true) => {
+  checkMarket(config, report, written);
   const tariffs = new Map<string, number>();
   config.tariffs.forEach((t, i) => {
     const previous = tariffs.get(t.name);
@@ -124,3 +128,95 @@ export const checkEnergy: CrossCheck<AgentConfig> = (config, report) => {
     });
   });
 };
+
+type Report = Parameters<CrossCheck<AgentConfig>>[1];
+
+function checkMarket(config: AgentConfig, report: Report, written: (path: readonly (string | number)[]) => boolean) {
+  const market = config.market;
+  if (config.role === 'dso') {
+    if (written(['market'])) {
+      report(['market'], 'no market section for role dso', "the DSO's market settings are dso.market; remove it");
+    }
+    return;
+  }
+  const meters = config.meters.map((m) => m.name);
+  if (market.meter !== undefined && !meters.includes(market.meter)) {
+    const isDevice = config.devices.some((d) => d.name === market.meter);
+    report(
+      ['market', 'meter'],
+      'the name of a signing meter declared under meters',
+      isDevice
+        ? `'${market.meter}' is a Modbus device; trades settle on a meter that signs its readings (meters:)`
+        : nameHint(market.meter, meters, 'meters', 'declare it under meters:'),
+    );
+  }
+  if (market.enabled) {
+    if (config.link === undefined) {
+      report(
+        ['market', 'enabled'],
+        'a link section when market.enabled',
+        'the market runs over the MQTT link to the DSO: add link: { url: ... }, or set enabled: false',
+      );
+    }
+    if (config.buildings.length === 0) {
+      report(
+        ['market', 'enabled'],
+        'buildings when market.enabled',
+        'the market trades what the optimizer plans for the buildings: add buildings:, or set enabled: false',
+      );
+    } else if (!config.optimizer.enabled) {
+      report(
+        ['market', 'enabled'],
+        'optimizer.enabled when market.enabled',
+        'the market trades what the optimizer plans: set optimizer.enabled: true, or market.enabled: false',
+      );
+    }
+    if (meters.length === 0) {
+      report(
+        ['market', 'enabled'],
+        'a signing meter under meters when market.enabled',
+        "trades settle on the connection meter's signed readings: declare it under meters:",
+      );
+    }
+  }
+
+  const rules = market.rules;
+  if (rules.floorPrice !== undefined && rules.ceilingPrice !== undefined && rules.floorPrice > rules.ceilingPrice) {
+    report(
+      ['market', 'rules', 'floorPrice'],
+      `at most ceilingPrice (${rules.ceilingPrice})`,
+      'floorPrice is the least it sells for, ceilingPrice the most it buys for: were the two swapped?',
+    );
+  }
+  if (rules.allow !== undefined && rules.allow.length === 0) {
+    report(
+      ['market', 'rules', 'allow'],
+      'at least one anonym in allow',
+      'an empty allow list trades with no one; leave allow out to trade with anyone',
+    );
+  }
+  const allowed = new Map<string, number>();
+  for (const key of ['allow', 'deny'] as const) {
+    const seen = new Map<string, number>();
+    rules[key]?.forEach((text, i) => {
+      const at = ['market', 'rules', key, i];
+      try {
+        parseAddress(text);
+      } catch (err) {
+        report(at, 'an anonym address with a valid EIP-55 checksum', (err as Error).message.replace(/^address: /, ''));
+        return;
+      }
+      const lower = text.toLowerCase();
+      const previous = seen.get(lower);
+      if (previous !== undefined) {
+        report(at, 'each anonym once', `also market.rules.${key}[${previous}]`);
+        return;
+      }
+      seen.set(lower, i);
+      if (key === 'allow') allowed.set(lower, i);
+      else if (allowed.has(lower)) {
+        report(at, 'an anonym not also allowed', `market.rules.allow[${allowed.get(lower)}] allows it; keep one`);
+      }
+    });
+  }
+}

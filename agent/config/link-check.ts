@@ -2,7 +2,8 @@
  * Cross-checks of the `link` and `dso` sections that a schema cannot express: what each role requires (a DSO node
  * needs its genesis and a link; an MGMC with a link needs the genesis and its feeder bus), keys written for the
  * other role, a broker URL that would silently ignore TLS or carry credentials, TLS files that only work in pairs,
- * allow-list addresses with a wrong checksum or listed twice. Like every path, the genesis file is not read here: the
+ * allow-list addresses with a wrong checksum or listed twice, a market (dso.market) whose gate, price band or interval
+ * do not fit together. Like every path, the genesis file is not read here: the
  * part of the agent that uses it reports a missing or broken file (docs/configuration.md, Paths).
  */
 import { parseAddress } from '../identity/keys.js';
@@ -57,6 +58,7 @@ export const checkLink: CrossCheck<AgentConfig> = (config, report, written = () 
   }
 
   if (link !== undefined) checkUrl(config, report);
+  if (role === 'dso') checkDsoMarket(config, report, written);
 
   if (role === 'dso') {
     const seen = new Map<string, number>();
@@ -80,6 +82,41 @@ export const checkLink: CrossCheck<AgentConfig> = (config, report, written = () 
     });
   }
 };
+
+function checkDsoMarket(
+  config: AgentConfig,
+  report: Parameters<CrossCheck<AgentConfig>>[1],
+  written: (path: readonly (string | number)[]) => boolean,
+): void {
+  const market = config.dso.market;
+  if (market === undefined) return;
+  if (market.gateMinutes >= market.leadMinutes) {
+    report(
+      ['dso', 'market', 'gateMinutes'],
+      `less than leadMinutes (${market.leadMinutes})`,
+      'the market opens leadMinutes before an interval and closes gateMinutes before it; it would never be open',
+    );
+  }
+  if (market.exportPrice > market.importPrice) {
+    report(
+      ['dso', 'market', 'exportPrice'],
+      `at most importPrice (${market.importPrice})`,
+      'buying from the grid to sell it back would be free money',
+    );
+  }
+  const grid = config.dso.grid;
+  if (grid !== undefined && grid.intervalMinutes !== market.intervalMinutes) {
+    // Point at the one written in the file (the other may be a default).
+    const gridWritten = written(['dso', 'grid', 'intervalMinutes']);
+    report(
+      gridWritten ? ['dso', 'grid', 'intervalMinutes'] : ['dso', 'market', 'intervalMinutes'],
+      gridWritten
+        ? `the market interval (dso.market.intervalMinutes: ${market.intervalMinutes})`
+        : `the grid interval (dso.grid.intervalMinutes: ${grid.intervalMinutes})`,
+      'the network check runs on the market intervals: use the same length in dso.grid and dso.market',
+    );
+  }
+}
 
 function checkUrl(config: AgentConfig, report: Parameters<CrossCheck<AgentConfig>>[1]): void {
   const link = config.link;

@@ -3,7 +3,8 @@
  * what an MGMC registers with, and how a DSO node admits MGMCs and seals its chain). Which keys a role reads, and
  * what a role requires, is checked by link-check.ts after the schema, with the same file:line reporting.
  */
-import { Type } from '@sinclair/typebox';
+import { type TSchema, Type } from '@sinclair/typebox';
+import { MarketPrice } from './market-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
 export const MIB = 1024 * 1024;
@@ -91,6 +92,80 @@ export const dsoTradeSchema = Section(
   { description: 'role mgmc: what this microgrid registers it can trade.' },
 );
 
+const Minutes = (description: string, def: number, minimum = 1) =>
+  Type.Integer({ minimum, maximum: 1440, default: def, description });
+const Seconds = (description: string, def: number) =>
+  Type.Number({ minimum: 0.1, maximum: 3600, default: def, description });
+
+/**
+ * Present means on: Section gives a section whose keys all have defaults a `{}` default, which the loader would fill
+ * in, turning the market on in every DSO config. This one has none, so leaving it out leaves the market off.
+ */
+function withoutDefault<T extends TSchema>(schema: T): T {
+  const copy: Record<string | symbol, unknown> = { ...(schema as Record<string | symbol, unknown>) };
+  delete copy.default;
+  return copy as unknown as T;
+}
+
+export const dsoMarketSchema = withoutDefault(
+  Section(
+    {
+      intervalMinutes: Minutes('Market interval, minutes; the same as dso.grid.intervalMinutes when both are set.', 15),
+      leadMinutes: Minutes('The market of an interval opens this long before the interval starts, minutes.', 15),
+      gateMinutes: Minutes(
+        'The gate closes this long before the interval starts, minutes (less than leadMinutes): the last final before it stands.',
+        5,
+        0,
+      ),
+      phaseSeconds: Seconds("Longest wait for the MGMCs' moves of one bargaining phase (two phases per round), s.", 5),
+      positionWaitSeconds: Seconds(
+        "Longest wait after a final for the MGMCs' net positions, and after the network check for their acks of caps, s.",
+        10,
+      ),
+      deliveryDelayMinutes: Minutes(
+        "Deliveries are asked for this long after the interval ends (the meters' signed batches must be in), minutes.",
+        5,
+        0,
+      ),
+      deliveryWaitSeconds: Seconds('Longest wait for the metered deliveries before the settlement is sealed, s.', 60),
+      roundCap: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        default: 30,
+        description: "Bargaining rounds per attempt; at the cap the last round's trades stand.",
+      }),
+      maxAttempts: Type.Integer({
+        minimum: 1,
+        maximum: 20,
+        default: 3,
+        description:
+          'Bargaining attempts per interval: after the network check sent caps the interval is traded again.',
+      }),
+      maxQtyWh: Type.Optional(
+        Type.Integer({
+          minimum: 1,
+          maximum: 1_000_000_000,
+          description: 'Largest order of the market, Wh; no limit when left out.',
+        }),
+      ),
+      importPrice: MarketPrice('Grid import price, currency per kWh: the top of the band P2P prices lie in.', {
+        default: 0.3,
+      }),
+      exportPrice: MarketPrice('Grid feed-in price, currency per kWh (at most importPrice): the bottom of the band.', {
+        default: 0.08,
+      }),
+      imbalancePrice: MarketPrice('Price of energy delivered off the traded quantity, currency per kWh.', {
+        default: 0.35,
+      }),
+    },
+    {
+      description:
+        "role dso: the market sequencer: seals the MGMCs' bargaining phases, runs the network check after each " +
+        'attempt and settles on metered deliveries.',
+    },
+  ),
+);
+
 export const dsoSchema = Section(
   {
     genesis: Type.Optional(
@@ -152,7 +227,9 @@ export const dsoSchema = Section(
             minimum: 0.1,
             maximum: 3600,
             default: 5,
-            description: 'Check an interval this long after the last position for it arrived.',
+            description:
+              'Check an interval this long after the last position for it arrived; not used with dso.market (the ' +
+              'market sequencer runs the check after each bargaining attempt).',
           }),
           maxRounds: Type.Integer({
             minimum: 1,
@@ -167,6 +244,7 @@ export const dsoSchema = Section(
         },
       ),
     ),
+    market: Type.Optional(dsoMarketSchema),
   },
   { description: 'The DSO: its chain, the MGMC registration (role mgmc) and the DSO node itself (role dso).' },
 );
@@ -174,7 +252,7 @@ export const dsoSchema = Section(
 /** Keys of `dso` that only one role reads; writing one in the other role's file is a mistake worth reporting. */
 export const DSO_KEYS_OF_ROLE = {
   mgmc: ['feederBus', 'trade', 'anonymEpoch'],
-  dso: ['policy', 'sealEverySeconds', 'sealEveryEntries', 'anchor', 'shareGroup', 'grid'],
+  dso: ['policy', 'sealEverySeconds', 'sealEveryEntries', 'anchor', 'shareGroup', 'grid', 'market'],
 } as const;
 
 export const linkSections = {

@@ -6,6 +6,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { devicesSections } from './devices-schema.js';
 import { energySections } from './energy-schema.js';
 import { linkSections } from './link-schema.js';
+import { marketSections } from './market-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
 export const siteSchema = Section(
@@ -101,6 +102,7 @@ export const agentConfigSchema = Section(
     ...linkSections,
     ...devicesSections,
     ...energySections,
+    ...marketSections,
   },
   { title: 'mgmc-agent configuration', description: 'Configuration file of the microgrid master controller agent.' },
 );

@@ -264,6 +264,18 @@ export class GridSecurity {
     }));
   }
 
+  /** Envelope time of the newest position `mgmc` reported for `interval` (the market waits for fresh ones). */
+  positionTime(interval: number, mgmc: string): number | undefined {
+    return this.intervals.get(interval)?.positions.get(mgmc.toLowerCase())?.time;
+  }
+
+  /** Contracts for `interval` not yet acknowledged. */
+  pendingAcks(interval: number): number {
+    let n = 0;
+    for (const p of this.pending.values()) if (p.sent.interval === interval) n++;
+    return n;
+  }
+
   /** Caps in force per MGMC for an interval (what the newest contract to each carries). */
   capsInForce(interval: number): ReadonlyMap<string, AdjustmentCaps> {
     return new Map(this.intervals.get(interval)?.caps ?? []);

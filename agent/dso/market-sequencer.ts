@@ -52,8 +52,8 @@ export const DEFAULT_MARKET_TIMING: MarketTiming = Object.freeze({
 export interface MarketSecurity {
   /** The MGMC address behind an anonym (the registry's binding). */
   mgmcOf(anonym: Address): Address | undefined;
-  /** True when `mgmc` reported a position for `interval` sealed at or after `since`. */
-  hasPosition(interval: number, mgmc: Address, since: number): boolean;
+  /** Envelope time of the newest position `mgmc` reported for `interval` (undefined: none yet). */
+  positionTime(interval: number, mgmc: Address): number | undefined;
   /** Runs a network check round on the interval; the number of contracts it sent. */
   check(interval: number): Promise<{ readonly sent: number; readonly secure: boolean | undefined }>;
   /** Contracts of the interval not yet acknowledged. */
@@ -130,6 +130,9 @@ interface Settling {
   readonly deliveries: Map<string, SignedDelivery>;
   done: () => void;
 }
+
+/** Ends an attempt that was running when stop() came: nothing more is sealed for it. */
+class SequencerStopped extends Error {}
 
 export class MarketSequencer {
   private readonly timing: MarketTiming;
@@ -310,7 +313,7 @@ export class MarketSequencer {
       }
       const summary = await this.runAttempt(interval, attempt, gateClosure);
       if (summary === undefined) {
-        closedBy = attempts.length === 0 ? 'no-participants' : 'gate';
+        closedBy = attempts.length === 0 && this.o.anonyms().length === 0 ? 'no-participants' : 'gate';
         break;
       }
       if (summary.rounds > 0 && this.o.clock.now() < gateClosure) standing = attempt;
@@ -344,12 +347,11 @@ export class MarketSequencer {
 
   /** Waits for every participant's position after the final, runs the check, and waits for the caps' acks. */
   private async check(interval: number, summary: AttemptSummary, security: MarketSecurity): Promise<AttemptSummary> {
-    const since = this.o.clock.now();
-    const mgmcs = (this.lastParticipants.get(interval) ?? [])
-      .map((a) => security.mgmcOf(a))
-      .filter((m): m is Address => m !== undefined);
+    // A position counts when it is newer than the one the MGMC had reported when the final was sealed: the one its
+    // trades of this attempt leave, not an earlier attempt's.
+    const before = this.positionsAtFinal.get(interval) ?? new Map<Address, number | undefined>();
     await this.waitFor(
-      () => mgmcs.every((m) => security.hasPosition(interval, m, since - this.timing.phaseMs)),
+      () => [...before].every(([m, t]) => (security.positionTime(interval, m) ?? -1) > (t ?? -1)),
       this.timing.positionWaitMs,
     );
     const outcome = await security.check(interval);
@@ -357,17 +359,26 @@ export class MarketSequencer {
     return { ...summary, capsSent: outcome.sent, secure: outcome.secure };
   }
 
-  private readonly lastParticipants = new Map<number, Address[]>();
+  /** Per interval, each participant's MGMC and the time of its newest position when the last final was sealed. */
+  private readonly positionsAtFinal = new Map<number, Map<Address, number | undefined>>();
 
   private async runAttempt(
     interval: number,
     attempt: number,
     gateClosure: number,
   ): Promise<AttemptSummary | undefined> {
+    try {
+      return await this.bargain(interval, attempt, gateClosure);
+    } catch (err) {
+      if (err instanceof SequencerStopped) return undefined;
+      throw err;
+    }
+  }
+
+  private async bargain(interval: number, attempt: number, gateClosure: number): Promise<AttemptSummary | undefined> {
     const participants = [...this.o.anonyms()].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1));
     if (participants.length === 0) return undefined;
     this.counts.attempts++;
-    this.lastParticipants.set(interval, participants);
     const { grid, imbalancePrice } = this.o.prices(interval);
     const limits = {
       band: grid,
@@ -397,6 +408,7 @@ export class MarketSequencer {
       await announce();
       await wait;
       this.collecting.delete(interval);
+      if (this.stopped) throw new SequencerStopped();
       messages += moves.size;
       return moves;
     };
@@ -456,6 +468,16 @@ export class MarketSequencer {
     }
     if (this.o.clock.now() >= gateClosure) return undefined;
     const final = last as { round: number; clearing: RoundClearing };
+    const security = this.o.security;
+    if (security !== undefined) {
+      const times = new Map<Address, number | undefined>();
+      for (const a of participants) {
+        if (!expected.has(a.toLowerCase())) continue;
+        const mgmc = security.mgmcOf(a);
+        if (mgmc !== undefined) times.set(mgmc, security.positionTime(interval, mgmc));
+      }
+      this.positionsAtFinal.set(interval, times);
+    }
     await this.publish(interval, {
       phase: 'final',
       interval,
@@ -484,6 +506,7 @@ export class MarketSequencer {
   }
 
   private async publish(interval: number, seal: Seal): Promise<void> {
+    if (this.stopped) throw new SequencerStopped();
     try {
       await this.o.publish(interval, seal);
     } catch (err) {

@@ -18,6 +18,7 @@
 import type { Clock, TimerHandle } from '../clock.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { Feeder } from '../grid/feeder.js';
+import type { Address } from '../identity/keys.js';
 import { readKeystoreFile } from '../identity/keystore.js';
 import { SignatureVerifier } from '../identity/signing.js';
 import { signerFromPrivateKey } from '../ledger/block.js';
@@ -26,6 +27,7 @@ import { type Envelope, type EnvelopeBody, EnvelopeSealer, openEnvelope } from '
 import { type LinkMessage, MqttLink } from '../link/mqtt-client.js';
 import { LinkTopics, parseTopic } from '../link/topics.js';
 import type { Logger } from '../logger.js';
+import { MARKET_DELIVERY_KIND, MARKET_MOVE_KIND, MARKET_SEAL_KIND, sealBody } from '../market/session.js';
 import { createWorkerSolver, type Solver } from '../optimizer/solver.js';
 import { DsoAnchor, type SealedDsoBlock } from './anchor.js';
 import { encodeDsoHeader, unpackSeals } from './chain.js';
@@ -33,6 +35,7 @@ import { DsoChainStore } from './chain-store.js';
 import { openDsoDatabase } from './database.js';
 import { loadGenesis } from './genesis.js';
 import { GridSecurity, type GridSecuritySettings } from './grid-security.js';
+import { MarketSequencer, type MarketSequencerOptions } from './market-sequencer.js';
 import { encodeReceipt, type Receipt } from './receipt.js';
 import { type OutgoingMessage, Registry } from './registry.js';
 import { type BlockDelivery, type BlockOutcome, BlockVerifier, rejectionBody } from './verifier.js';
@@ -70,6 +73,8 @@ export interface RunningDso {
   readonly store: DsoChainStore;
   /** Grid security (positions, network check, adjustment contracts), when started with a feeder on the anchor node. */
   readonly grid: GridSecurity | undefined;
+  /** The market sequencer, when started with `market` on the anchor node. */
+  readonly market: MarketSequencer | undefined;
   stats(): DsoStats;
   /** Stops timers, seals what is pending (anchor node), leaves the broker and closes the database. */
   stop(): Promise<void>;
@@ -84,7 +89,18 @@ export interface StartDsoOptions {
   readonly registryRefreshMs?: number;
   /** Grid security on this feeder (anchor node only): positions in, adjustment contracts out. */
   readonly grid?: DsoGridOptions;
+  /** The market sequencer (anchor node only): seals the MGMCs' market moves, re-opens intervals after caps. */
+  readonly market?: DsoMarketOptions;
 }
+
+/** What the DSO's market sequencer needs beyond the node's own parts (market-sequencer.ts). */
+export type DsoMarketOptions = Pick<
+  MarketSequencerOptions,
+  'prices' | 'roundCap' | 'maxAttempts' | 'maxQtyWh' | 'timing'
+> & {
+  /** Open every interval on the clock (default true); false: only runInterval()/settle() calls (tests). */
+  readonly schedule?: boolean;
+};
 
 export interface DsoGridOptions extends GridSecuritySettings {
   /** The feeder the MGMCs' registered buses belong to. */
@@ -417,6 +433,86 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     void link.subscribe(topics.nodeFilter('acks'), onGridMessage('acks')).catch(report('acks'));
   }
 
+  const market = isAnchor && options.market !== undefined ? startMarket(options.market) : undefined;
+  function startMarket(settings: DsoMarketOptions): MarketSequencer {
+    // Anonym -> MGMC, for the positions the market waits for; rebuilt when the authorized set changes.
+    let byAnonym = new Map<string, Address>();
+    let serial = -1;
+    const mgmcOf = (anonym: Address): Address | undefined => {
+      const set = registry.authorizedSet();
+      if (set.serial !== serial) {
+        byAnonym = new Map(
+          registry
+            .list()
+            .filter((e) => e.status === 'authorized' && e.anonym !== undefined)
+            .map((e) => [(e.anonym as Address).toLowerCase(), e.mgmc]),
+        );
+        serial = set.serial;
+      }
+      return byAnonym.get(anonym.toLowerCase());
+    };
+    const sequencer = new MarketSequencer({
+      ...settings,
+      chainId: config.chainId,
+      clock,
+      logger,
+      publish: (interval, seal) =>
+        link.publish(topics.market(interval, 'seal'), sealer.seal(MARKET_SEAL_KIND, sealBody(seal)).bytes),
+      anonyms: () => registry.authorizedSet().anonyms,
+      ...(grid === undefined
+        ? {}
+        : {
+            security: {
+              mgmcOf,
+              positionTime: (interval, mgmc) => grid.positionTime(interval, mgmc),
+              check: async (interval) => {
+                const round = await grid.checkInterval(interval);
+                return { sent: round.sent.length, secure: round.check?.secure };
+              },
+              pendingAcks: (interval) => grid.pendingAcks(interval),
+            },
+          }),
+    });
+    const onMarket = (channel: 'moves' | 'deliveries') => (message: LinkMessage) => {
+      const parsed = parseTopic(message.topic);
+      if (parsed.kind !== 'market') {
+        drop('bad-topic', parsed.kind === 'unknown' ? parsed.reason : 'not a market topic', message.topic);
+        return;
+      }
+      const result = openEnvelope(message.payload, {
+        chainId: config.chainId,
+        maxBytes: MAX_SMALL_ENVELOPE,
+        verifier: signatures,
+      });
+      if (!result.ok) {
+        drop(result.reason, result.detail, message.topic);
+        return;
+      }
+      const envelope = result.envelope;
+      const kind = channel === 'moves' ? MARKET_MOVE_KIND : MARKET_DELIVERY_KIND;
+      const authorized = registry.authorizedSet().anonyms.some((a) => a.toLowerCase() === envelope.from.toLowerCase());
+      if (envelope.kind !== kind || !authorized || envelope.body.interval !== parsed.interval) {
+        drop(
+          'market-refused',
+          `${envelope.kind} from ${envelope.from}: ` +
+            (envelope.kind !== kind
+              ? `not a ${kind}`
+              : !authorized
+                ? 'not an authorized anonym'
+                : 'its interval differs from the topic'),
+          message.topic,
+        );
+        return;
+      }
+      const outcome = channel === 'moves' ? sequencer.acceptMove(envelope) : sequencer.acceptDelivery(envelope);
+      if (!outcome.ok) drop(`market-${outcome.reason}`, outcome.detail, message.topic);
+    };
+    void link.subscribe(topics.marketFilter('moves'), onMarket('moves')).catch(report('market moves'));
+    void link.subscribe(topics.marketFilter('deliveries'), onMarket('deliveries')).catch(report('market deliveries'));
+    if (settings.schedule !== false) sequencer.start();
+    return sequencer;
+  }
+
   const timers: TimerHandle[] = [];
   timers.push(
     clock.setInterval(() => {
@@ -445,6 +541,7 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     anchor,
     store,
     grid,
+    market,
     stats: () => ({
       address: key.address,
       anchor: isAnchor,
@@ -462,6 +559,7 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
       if (stopped) return;
       stopped = true;
       for (const t of timers) t.cancel();
+      market?.stop();
       grid?.stop();
       if (ownSolver) await gridSolver?.close();
       flush();

@@ -13,7 +13,9 @@
  *   mgmc/v1/{chainId}/dso/messages/{address}        DSO -> one MGMC (authorization, rejections, headers)
  *   mgmc/v1/{chainId}/dso/adjustments/{address}     DSO -> one MGMC: encrypted adjustment contracts
  *   mgmc/v1/{chainId}/dso/authorized                the authorized MGMC set (retained)
- *   mgmc/v1/{chainId}/market/{interval}/...         reserved for the market
+ *   mgmc/v1/{chainId}/market/{interval}/seal         DSO sequencer -> all: the market's seals (session.ts)
+ *   mgmc/v1/{chainId}/market/{interval}/moves        anonym -> sequencer: orders and price moves
+ *   mgmc/v1/{chainId}/market/{interval}/deliveries   anonym -> sequencer: signed metered deliveries
  *
  * Every level is lower case; addresses are written lower-case in topics (the envelope inside carries the EIP-55
  * form). Builders refuse wildcards and malformed levels, so the agent can never publish to a filter. A DSO runs
@@ -33,6 +35,9 @@ export const NODE_CHANNELS = [
   'acks',
 ] as const;
 export type NodeChannel = (typeof NODE_CHANNELS)[number];
+
+export const MARKET_CHANNELS = ['seal', 'moves', 'deliveries'] as const;
+export type MarketChannel = (typeof MARKET_CHANNELS)[number];
 
 export type ParsedTopic =
   | { readonly kind: 'node'; readonly chainId: number; readonly address: string; readonly channel: NodeChannel }
@@ -91,6 +96,14 @@ export class LinkTopics {
   /** Reserved for the market: `market/{interval}/{...rest}` with interval in ms since the epoch. */
   market(interval: number, ...rest: string[]): string {
     return [`${this.prefix}/market/${integerSegment(interval, 'market interval')}`, ...rest.map(segment)].join('/');
+  }
+
+  /** Subscription filter over one market channel of every interval: `market/+/{channel}`. */
+  marketFilter(channel: MarketChannel): string {
+    if (!MARKET_CHANNELS.includes(channel)) {
+      throw new TopicError(`market channel ${JSON.stringify(channel)} is not one of ${MARKET_CHANNELS.join(', ')}`);
+    }
+    return `${this.prefix}/market/+/${channel}`;
   }
 
   /** Subscription filter over every MGMC's `channel` (or all channels with '#'); one MGMC when `address` is given. */

@@ -24,7 +24,7 @@
 import { fromHex, toHex } from '../identity/bytes.js';
 import type { Address } from '../identity/keys.js';
 import { parseAddress } from '../identity/keys.js';
-import { signingDigest, verifyDigest } from '../identity/signing.js';
+import { SignatureVerifier, signingDigest, verifyDigest } from '../identity/signing.js';
 import type { Signer } from '../ledger/block.js';
 import { type CanonicalValue, canonicalBytes } from '../ledger/canonical.js';
 import type { RecordBody } from '../ledger/records.js';
@@ -364,8 +364,12 @@ export class MarketParticipant {
   private readonly attempts = new Map<number, AttemptState>();
   private readonly results = new Map<number, IntervalResult>();
   private readonly queues = new Map<number, Promise<void>>();
+  /** Intervals whose curve is being computed for a new attempt (their old trades must not shape it). */
+  private readonly opening = new Set<number>();
   private readonly counts = { attempts: 0, finals: 0, disputes: 0, settlements: 0, sent: 0 };
   private readonly log: Logger;
+  /** Every order is checked twice (its phase's seal, then the round's): the cache makes the second free. */
+  private readonly signatures = new SignatureVerifier();
 
   constructor(private readonly o: MarketParticipantOptions) {
     this.log = o.logger.child({ module: 'market' });
@@ -393,6 +397,14 @@ export class MarketParticipant {
   /** The standing result of an interval (the last final seen), if it traded in it. */
   result(interval: number): IntervalResult | undefined {
     return this.results.get(interval);
+  }
+
+  /** True while an attempt of the interval is being bargained that has not reached its final yet. */
+  inProgress(interval: number): boolean {
+    if (this.opening.has(interval)) return true;
+    const state = this.attempts.get(interval);
+    if (state === undefined || state.disputed !== undefined || state.bargainer === undefined) return false;
+    return this.results.get(interval)?.attempt !== state.open.attempt;
   }
 
   /** Standing results of intervals starting in [from, to). */
@@ -443,6 +455,7 @@ export class MarketParticipant {
     const invited = open.participants.some((a) => a.toLowerCase() === this.anonym.toLowerCase());
     let curve: PriceResponseCurve | undefined;
     if (invited) {
+      this.opening.add(open.interval);
       try {
         const raw = await this.o.curve(open.interval, open.attempt);
         curve =
@@ -454,6 +467,8 @@ export class MarketParticipant {
               });
       } catch (err) {
         this.log.error({ interval: open.interval, err }, `no price-response curve: ${(err as Error).message}`);
+      } finally {
+        this.opening.delete(open.interval);
       }
     }
     const bargainer =
@@ -497,6 +512,7 @@ export class MarketParticipant {
         round: seal.round,
         limits: { band: state.open.grid, roundCap: state.open.roundCap },
         isAuthorized: (a) => state.open.participants.some((p) => p.toLowerCase() === a.toLowerCase()),
+        verifier: this.signatures,
       });
       const attempt = checked.ok ? (checked.order.attempt ?? 1) : undefined;
       if (!checked.ok || attempt !== seal.attempt || (seal.phase === 'offer' && checked.order.side !== 'offer')) {
@@ -599,7 +615,7 @@ export class MarketParticipant {
   }
 
   private async onDeliver(seal: DeliverSeal): Promise<void> {
-    const result = this.results.get(seal.interval);
+    const result = this.standingFor(seal);
     if (result === undefined || result.own.length === 0 || this.o.delivery === undefined) return;
     let metered: MeteredDelivery | undefined;
     try {
@@ -618,11 +634,29 @@ export class MarketParticipant {
       this.o.chainId,
     );
     this.counts.sent++;
-    await this.o.send(seal.interval, MARKET_DELIVERY_KIND, { interval: seal.interval, delivery: { ...delivery } });
+    try {
+      await this.o.send(seal.interval, MARKET_DELIVERY_KIND, { interval: seal.interval, delivery: { ...delivery } });
+    } catch (err) {
+      this.log.warn({ interval: seal.interval }, `delivery not sent: ${(err as Error).message}`);
+    }
+  }
+
+  /** Its result of the attempt a deliver or settle seal names; undefined (and said) when it holds another one. */
+  private standingFor(seal: DeliverSeal | SettleSeal): IntervalResult | undefined {
+    const result = this.results.get(seal.interval);
+    if (result !== undefined && result.attempt !== seal.attempt) {
+      this.counts.disputes++;
+      this.log.error(
+        { interval: seal.interval, ours: result.attempt, standing: seal.attempt },
+        `the DSO settles attempt ${seal.attempt} but our standing result is attempt ${result.attempt}; not settling`,
+      );
+      return undefined;
+    }
+    return result;
   }
 
   private onSettle(seal: SettleSeal): void {
-    const result = this.results.get(seal.interval);
+    const result = this.standingFor(seal);
     if (result === undefined || result.own.length === 0) return;
     const deliveries = new Map<string, MeteredDelivery>();
     for (const d of seal.deliveries) {

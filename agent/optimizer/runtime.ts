@@ -32,6 +32,8 @@ export interface OptimizerRuntimeDeps {
   /** A solver to use instead of a fresh worker (tests). */
   readonly solver?: Solver;
   readonly commitments?: (horizon: Horizon) => { trades: readonly CommittedTrade[]; caps: NetPositionCaps };
+  /** False when the market reports the net positions (the positions its trades leave); default true. */
+  readonly publishPositions?: boolean;
   /** The DSO's adjustment contracts: caps in, net positions out (agent/link/adjustments.ts fits). */
   readonly dso?: {
     capsForHorizon(start: number, stepMs: number, steps: number): NetPositionCaps;
@@ -102,7 +104,7 @@ export function startOptimizer(deps: OptimizerRuntimeDeps): OptimizerRuntime {
     onPlanned: (schedule) => {
       // The DSO checks the feeder with the next hour's net positions (an equivalent load, no building detail).
       const dso = deps.dso;
-      if (dso === undefined || schedule.status !== 'optimal') return;
+      if (dso === undefined || deps.publishPositions === false || schedule.status !== 'optimal') return;
       const h = schedule.horizon;
       for (let t = 0; t < Math.min(h.steps, Math.ceil(3_600_000 / h.stepMs)); t++) {
         dso

@@ -92,7 +92,7 @@ describe('a file with many problems', () => {
     const result = await checkConfigFile(file, { env: {} });
     expect(lines(result.issues)).toEqual([
       ...expected,
-      `${file}:17:1  broker  a known top-level key  allowed here: role, site, chainId, identity, store, ledger, log, link, dso, buses, devices, meters, tariffs, buildings, optimizer`,
+      `${file}:17:1  broker  a known top-level key  allowed here: role, site, chainId, identity, store, ledger, log, link, dso, buses, devices, meters, tariffs, buildings, optimizer, market`,
     ]);
   });
 
