@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<Bench>> = {
   grid: async () => (await import('./grid.js')).run,
   ledger: async () => (await import('./ledger.js')).run,
   market: async () => (await import('./market.js')).run,
+  'market-day': async () => (await import('./market-day.js')).run,
   optimizer: async () => (await import('./optimizer.js')).run,
   poll: async () => (await import('./poll.js')).run,
   sync: async () => (await import('./sync.js')).run,

@@ -30,7 +30,7 @@ import { decodeRecord, type LedgerRecord, type RecordBody } from '../../agent/le
 import { MgmcAdjustments } from '../../agent/link/adjustments.js';
 import { deriveAnonymKey } from '../../agent/link/anonym.js';
 import { EnvelopeSealer } from '../../agent/link/envelope.js';
-import { type MarketRuntime, marketCurve, startMarketRuntime } from '../../agent/link/market-runtime.js';
+import { type MarketRuntime, startMarketRuntime } from '../../agent/link/market-runtime.js';
 import { MqttLink } from '../../agent/link/mqtt-client.js';
 import { createMgmcSync, type MgmcSync, nextLinkSession } from '../../agent/link/sync.js';
 import { LinkTopics } from '../../agent/link/topics.js';
@@ -38,10 +38,9 @@ import { type Logger, silentLogger } from '../../agent/logger.js';
 import type { PriceResponseCurve } from '../../agent/market/curve.js';
 import type { IntervalResult } from '../../agent/market/session.js';
 import { checkSettlement, meterBatchDelivery } from '../../agent/market/settlement.js';
-import { priceResponse } from '../../agent/optimizer/optimize.js';
 import { createInlineSolver, type Solver } from '../../agent/optimizer/solver.js';
 import type { LedgerStore } from '../../agent/store/ledger-store.js';
-import { namedCases } from '../../bench/optimizer-cases.js';
+import { dayCurves } from '../../bench/market-day.js';
 import {
   encodeReadingBatch,
   meterAddressFromPrivateKey,
@@ -221,37 +220,6 @@ class TestMgmc {
     await this.link.close();
     this.store.close();
   }
-}
-
-/** The optimizer's curves of a building case for a day, scaled to a microgrid of `scale` such buildings. */
-async function dayCurves(
-  caseName: string,
-  scale: number,
-  day: number,
-  solver: Solver,
-  options: { withoutPv?: boolean; pvScale?: number } = {},
-): Promise<Map<number, PriceResponseCurve>> {
-  const found = namedCases(96).find((c) => c.name === caseName);
-  if (found === undefined) throw new Error(`no case ${caseName}`);
-  const k = options.pvScale ?? 1;
-  const site = {
-    ...found.site,
-    buildings: found.site.buildings.map((b) => ({
-      ...b,
-      pv: options.withoutPv
-        ? []
-        : b.pv.map((pv) => ({ ...pv, ratedW: pv.ratedW * k, forecastW: pv.forecastW.map((w) => w * k) })),
-    })),
-  };
-  const steps = Array.from({ length: 96 }, (_, t) => t);
-  const curves = await priceResponse(site, solver, { steps });
-  const out = new Map<number, PriceResponseCurve>();
-  for (let h = 0; h < 24; h++) {
-    const interval = day + h * HOUR;
-    const hour = marketCurve(curves.slice(h * 4, h * 4 + 4), interval, Q);
-    out.set(interval, { interval, points: hour.points.map((p) => ({ price: p.price, netWh: p.netWh * scale })) });
-  }
-  return out;
 }
 
 // requireMosquitto() warns loudly when mosquitto is missing, and throws in CI where it must be installed.
