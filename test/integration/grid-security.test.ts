@@ -6,19 +6,17 @@
  * adjustment contracts, the capped MGMCs acknowledge them and get their caps through onCaps, re-trade within them and
  * report again; the DSO's second round finds the interval secure and sends nothing more.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../agent/clock.js';
-import { loadConfig } from '../../agent/config/index.js';
 import { checkNetwork } from '../../agent/dso/network-check.js';
 import { type RunningDso, startDso } from '../../agent/dso/node.js';
 import { createFeeder } from '../../agent/grid/feeder.js';
 import { ieee33 } from '../../agent/grid/ieee33.js';
 import { busLoads } from '../../agent/grid/powerflow.js';
 import { generateKeyPair, type KeyPair } from '../../agent/identity/keys.js';
-import { writeKeystoreFile } from '../../agent/identity/keystore.js';
 import { signerFromPrivateKey } from '../../agent/ledger/block.js';
 import type { Ledger } from '../../agent/ledger/ledger.js';
 import { openWritableLedger } from '../../agent/ledger/open.js';
@@ -30,19 +28,11 @@ import { LinkTopics } from '../../agent/link/topics.js';
 import { type Logger, silentLogger } from '../../agent/logger.js';
 import { createInlineSolver, type Solver } from '../../agent/optimizer/solver.js';
 import type { LedgerStore } from '../../agent/store/ledger-store.js';
+import { until, writeDsoNode } from '../helpers/dso-node.js';
 import { type MosquittoBroker, requireMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
 const CHAIN = 515;
-const PASS = 'grid security';
 const Q = 900_000;
-
-async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** One MGMC's link side, wired as agent/main.ts wires it (plus MgmcAdjustments). */
 class TestMgmc {
@@ -147,28 +137,13 @@ describeMosquitto('grid security through mosquitto', () => {
   it('detects the violation, sends encrypted caps, gets acks, and the re-traded interval is secure', async () => {
     const clock = systemClock();
     const logger = silentLogger();
-    const dsoKey = generateKeyPair();
     const keys = { end: generateKeyPair(), mid: generateKeyPair(), factory: generateKeyPair() };
-    await writeKeystoreFile(join(dir, 'dso.json'), dsoKey.privateKey, PASS, { kdf: 'pbkdf2' });
-    const genesis = { chainId: CHAIN, name: 'ieee33', time: 0, validators: [dsoKey.address] };
-    writeFileSync(join(dir, 'genesis.json'), JSON.stringify(genesis));
-    writeFileSync(
-      join(dir, 'dso.yaml'),
-      `role: dso
-chainId: ${CHAIN}
-site: { name: DSO }
-identity: { keystore: ./dso.json, passphrase: env:PASS }
-store: { path: ./dso.db, synchronous: normal }
-log: { level: error }
-link: { url: "${broker.url}" }
-dso:
-  genesis: ./genesis.json
-  policy: { mode: allow-list, allow: [${Object.values(keys)
-    .map((k) => `"${k.address}"`)
-    .join(', ')}] }
-`,
-    );
-    dso = await startDso(await loadConfig(join(dir, 'dso.yaml'), { env: { PASS } }), {
+    const { genesis, config } = await writeDsoNode(dir, {
+      chainId: CHAIN,
+      brokerUrl: broker.url,
+      allow: Object.values(keys).map((k) => k.address),
+    });
+    dso = await startDso(config, {
       clock,
       logger,
       registryRefreshMs: 200,

@@ -9,20 +9,18 @@
  * settled; `mgmc market replay` recomputes every recorded clearing; the settlements are checked as the DSO would.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../agent/clock.js';
 import { marketReplay } from '../../agent/commands/market.js';
-import { loadConfig } from '../../agent/config/index.js';
 import { checkNetwork } from '../../agent/dso/network-check.js';
 import { type RunningDso, startDso } from '../../agent/dso/node.js';
 import { createFeeder } from '../../agent/grid/feeder.js';
 import { ieee33 } from '../../agent/grid/ieee33.js';
 import { busLoads } from '../../agent/grid/powerflow.js';
 import { generateKeyPair, type KeyPair } from '../../agent/identity/keys.js';
-import { writeKeystoreFile } from '../../agent/identity/keystore.js';
 import { signerFromPrivateKey } from '../../agent/ledger/block.js';
 import type { Ledger } from '../../agent/ledger/ledger.js';
 import { openWritableLedger } from '../../agent/ledger/open.js';
@@ -47,23 +45,15 @@ import {
   meterBatchRecordBody,
   signReadingBatch,
 } from '../../firmware-bridge/batch.js';
+import { until, writeDsoNode } from '../helpers/dso-node.js';
 import { type MosquittoBroker, requireMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
 const CHAIN = 516;
-const PASS = 'market day';
 const Q = 900_000;
 /** The market trades hours (four optimizer steps each). */
 const HOUR = 3_600_000;
 const GRID = { importPrice: 300_000, exportPrice: 80_000 };
 const IMBALANCE = 350_000;
-
-async function until(what: string, condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function records(store: LedgerStore): LedgerRecord[] {
   return [...store.records(1)].map((r) => decodeRecord(r.body, `record ${r.seq}`));
@@ -251,28 +241,13 @@ describeMosquitto('a market day through mosquitto on the IEEE 33-bus feeder', ()
   it('bargains, re-trades within DSO caps, delivers and settles every interval of a day', async () => {
     const clock = systemClock();
     const logger = silentLogger();
-    const dsoKey = generateKeyPair();
     const keys = { end: generateKeyPair(), mid: generateKeyPair(), factory: generateKeyPair(), ev: generateKeyPair() };
-    await writeKeystoreFile(join(dir, 'dso.json'), dsoKey.privateKey, PASS, { kdf: 'pbkdf2' });
-    const genesis = { chainId: CHAIN, name: 'ieee33', time: 0, validators: [dsoKey.address] };
-    writeFileSync(join(dir, 'genesis.json'), JSON.stringify(genesis));
-    writeFileSync(
-      join(dir, 'dso.yaml'),
-      `role: dso
-chainId: ${CHAIN}
-site: { name: DSO }
-identity: { keystore: ./dso.json, passphrase: env:PASS }
-store: { path: ./dso.db, synchronous: normal }
-log: { level: error }
-link: { url: "${broker.url}" }
-dso:
-  genesis: ./genesis.json
-  policy: { mode: allow-list, allow: [${Object.values(keys)
-    .map((k) => `"${k.address}"`)
-    .join(', ')}] }
-`,
-    );
-    dso = await startDso(await loadConfig(join(dir, 'dso.yaml'), { env: { PASS } }), {
+    const { genesis, config } = await writeDsoNode(dir, {
+      chainId: CHAIN,
+      brokerUrl: broker.url,
+      allow: Object.values(keys).map((k) => k.address),
+    });
+    dso = await startDso(config, {
       clock,
       logger,
       registryRefreshMs: 200,
