@@ -17,94 +17,33 @@ import { createFeeder } from '../../agent/grid/feeder.js';
 import { ieee33 } from '../../agent/grid/ieee33.js';
 import { busLoads } from '../../agent/grid/powerflow.js';
 import { generateKeyPair, type KeyPair } from '../../agent/identity/keys.js';
-import { signerFromPrivateKey } from '../../agent/ledger/block.js';
-import type { Ledger } from '../../agent/ledger/ledger.js';
-import { openWritableLedger } from '../../agent/ledger/open.js';
-import { type CapsEvent, MgmcAdjustments } from '../../agent/link/adjustments.js';
-import { EnvelopeSealer } from '../../agent/link/envelope.js';
-import { MqttLink } from '../../agent/link/mqtt-client.js';
-import { createMgmcSync, type MgmcSync, nextLinkSession } from '../../agent/link/sync.js';
-import { LinkTopics } from '../../agent/link/topics.js';
+import type { CapsEvent } from '../../agent/link/adjustments.js';
 import { type Logger, silentLogger } from '../../agent/logger.js';
 import { createInlineSolver, type Solver } from '../../agent/optimizer/solver.js';
-import type { LedgerStore } from '../../agent/store/ledger-store.js';
-import { until, writeDsoNode } from '../helpers/dso-node.js';
+import { type TestGenesis, until, writeDsoNode } from '../helpers/dso-node.js';
+import { LinkedMgmc } from '../helpers/linked-mgmc.js';
 import { type MosquittoBroker, requireMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
 const CHAIN = 515;
 const Q = 900_000;
 
-/** One MGMC's link side, wired as agent/main.ts wires it (plus MgmcAdjustments). */
-class TestMgmc {
-  readonly store: LedgerStore;
-  readonly ledger: Ledger;
-  readonly link: MqttLink;
-  readonly sync: MgmcSync;
-  readonly adjustments: MgmcAdjustments;
+/** One MGMC's link side (test/helpers/linked-mgmc.ts), keeping the caps it is sent. */
+class TestMgmc extends LinkedMgmc {
   readonly caps: CapsEvent[] = [];
 
   constructor(
-    readonly name: string,
-    readonly key: KeyPair,
-    readonly bus: string,
+    name: string,
+    key: KeyPair,
+    bus: string,
     dir: string,
     url: string,
-    genesis: { chainId: number; name: string; time: number; validators: string[] },
+    genesis: TestGenesis,
     clock: Clock,
     logger: Logger,
   ) {
-    const signer = signerFromPrivateKey(key.privateKey, key.address);
-    const opened = openWritableLedger({
-      path: join(dir, `${name}.db`),
-      signer,
-      clock,
-      chainId: CHAIN,
-      sealEveryRecords: 100,
-      sealEverySeconds: 1,
-      synchronous: 'normal',
-      logger,
-    });
-    this.store = opened.store;
-    this.ledger = opened.ledger;
-    this.ledger.start();
-    const sealer = new EnvelopeSealer({ signer, chainId: CHAIN, session: nextLinkSession(this.store), clock });
-    const topics = new LinkTopics(CHAIN);
-    this.link = new MqttLink({ url, sealer, topics, clock, logger });
-    this.sync = createMgmcSync({
-      store: this.store,
-      ledger: this.ledger,
-      link: this.link,
-      sealer,
-      topics,
-      genesis,
-      registration: { meters: [], bus, trade: { buy: true, sell: true }, anonymEpoch: 0 },
-      privateKey: key.privateKey,
-      clock,
-      logger,
-    });
-    this.adjustments = new MgmcAdjustments({
-      link: this.link,
-      sealer,
-      topics,
-      db: this.store.db,
-      privateKey: key.privateKey,
-      validators: () => this.sync.validators(),
-      clock,
-      logger,
-      ledger: this.ledger,
-    });
+    super({ name, key, bus, dir, url, genesis, clock, logger });
     this.adjustments.onCaps((event) => this.caps.push(event));
-    this.sync.start();
-    this.adjustments.start();
-    this.link.connect();
-  }
-
-  async stop(): Promise<void> {
-    this.adjustments.stop();
-    this.ledger.stop();
-    this.sync.stop();
-    await this.link.close();
-    this.store.close();
+    this.connect();
   }
 }
 

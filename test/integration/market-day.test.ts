@@ -21,17 +21,9 @@ import { createFeeder } from '../../agent/grid/feeder.js';
 import { ieee33 } from '../../agent/grid/ieee33.js';
 import { busLoads } from '../../agent/grid/powerflow.js';
 import { generateKeyPair, type KeyPair } from '../../agent/identity/keys.js';
-import { signerFromPrivateKey } from '../../agent/ledger/block.js';
-import type { Ledger } from '../../agent/ledger/ledger.js';
-import { openWritableLedger } from '../../agent/ledger/open.js';
 import { decodeRecord, type LedgerRecord, type RecordBody } from '../../agent/ledger/records.js';
-import { MgmcAdjustments } from '../../agent/link/adjustments.js';
 import { deriveAnonymKey } from '../../agent/link/anonym.js';
-import { EnvelopeSealer } from '../../agent/link/envelope.js';
 import { type MarketRuntime, startMarketRuntime } from '../../agent/link/market-runtime.js';
-import { MqttLink } from '../../agent/link/mqtt-client.js';
-import { createMgmcSync, type MgmcSync, nextLinkSession } from '../../agent/link/sync.js';
-import { LinkTopics } from '../../agent/link/topics.js';
 import { type Logger, silentLogger } from '../../agent/logger.js';
 import type { PriceResponseCurve } from '../../agent/market/curve.js';
 import type { IntervalResult } from '../../agent/market/session.js';
@@ -45,7 +37,8 @@ import {
   meterBatchRecordBody,
   signReadingBatch,
 } from '../../firmware-bridge/batch.js';
-import { until, writeDsoNode } from '../helpers/dso-node.js';
+import { type TestGenesis, until, writeDsoNode } from '../helpers/dso-node.js';
+import { LinkedMgmc } from '../helpers/linked-mgmc.js';
 import { type MosquittoBroker, requireMosquitto, startMosquitto } from '../helpers/mosquitto.js';
 
 const CHAIN = 516;
@@ -59,79 +52,37 @@ function records(store: LedgerStore): LedgerRecord[] {
   return [...store.records(1)].map((r) => decodeRecord(r.body, `record ${r.seq}`));
 }
 
-/** One MGMC: ledger, link, registration (with its connection meter), adjustments and the market runtime. */
-class TestMgmc {
-  readonly store: LedgerStore;
-  readonly ledger: Ledger;
-  readonly link: MqttLink;
-  readonly sync: MgmcSync;
-  readonly adjustments: MgmcAdjustments;
+/** One MGMC (test/helpers/linked-mgmc.ts) with its connection meter registered and the market runtime. */
+class TestMgmc extends LinkedMgmc {
   readonly market: MarketRuntime;
-  readonly meterKey = new Uint8Array(randomBytes(32));
+  readonly meterKey: Uint8Array;
   readonly meter: string;
   readonly finals: IntervalResult[] = [];
   readonly settled: RecordBody[] = [];
 
   constructor(
-    readonly name: string,
-    readonly key: KeyPair,
-    readonly bus: string,
+    name: string,
+    key: KeyPair,
+    bus: string,
     readonly curves: ReadonlyMap<number, PriceResponseCurve>,
     dir: string,
     url: string,
-    genesis: { chainId: number; name: string; time: number; validators: string[] },
+    genesis: TestGenesis,
     clock: Clock,
     logger: Logger,
   ) {
-    this.meter = meterAddressFromPrivateKey(this.meterKey);
-    const signer = signerFromPrivateKey(key.privateKey, key.address);
-    const opened = openWritableLedger({
-      path: join(dir, `${name}.db`),
-      signer,
-      clock,
-      chainId: CHAIN,
-      sealEveryRecords: 500,
-      sealEverySeconds: 1,
-      synchronous: 'normal',
-      logger,
-    });
-    this.store = opened.store;
-    this.ledger = opened.ledger;
-    this.ledger.start();
-    const session = nextLinkSession(this.store);
-    const sealer = new EnvelopeSealer({ signer, chainId: CHAIN, session, clock });
-    const topics = new LinkTopics(CHAIN);
-    this.link = new MqttLink({ url, sealer, topics, clock, logger });
-    this.sync = createMgmcSync({
-      store: this.store,
-      ledger: this.ledger,
-      link: this.link,
-      sealer,
-      topics,
-      genesis,
-      registration: { meters: [this.meter], bus, trade: { buy: true, sell: true }, anonymEpoch: 0 },
-      privateKey: key.privateKey,
-      clock,
-      logger,
-    });
-    this.adjustments = new MgmcAdjustments({
-      link: this.link,
-      sealer,
-      topics,
-      db: this.store.db,
-      privateKey: key.privateKey,
-      validators: () => this.sync.validators(),
-      clock,
-      logger,
-      ledger: this.ledger,
-    });
+    const meterKey = new Uint8Array(randomBytes(32));
+    const meter = meterAddressFromPrivateKey(meterKey);
+    super({ name, key, bus, dir, url, genesis, clock, logger, meters: [meter], sealEveryRecords: 500 });
+    this.meterKey = meterKey;
+    this.meter = meter;
     this.market = startMarketRuntime({
       chainId: CHAIN,
       clock,
       logger,
       link: this.link,
-      topics,
-      session,
+      topics: this.topics,
+      session: this.session,
       anonymKey: deriveAnonymKey(key.privateKey, CHAIN, 0),
       validators: () => this.sync.validators(),
       ledger: {
@@ -148,10 +99,8 @@ class TestMgmc {
       curve: async (interval) => this.curves.get(interval),
       onTraded: (result) => this.finals.push(result),
     });
-    this.sync.start();
-    this.adjustments.start();
     void this.market.start();
-    this.link.connect();
+    this.connect();
   }
 
   get anonym(): string {
@@ -202,13 +151,9 @@ class TestMgmc {
     }
   }
 
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     await this.market.stop();
-    this.adjustments.stop();
-    this.ledger.stop();
-    this.sync.stop();
-    await this.link.close();
-    this.store.close();
+    await super.stop();
   }
 }
 
