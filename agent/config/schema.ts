@@ -7,6 +7,7 @@ import { devicesSections } from './devices-schema.js';
 import { energySections } from './energy-schema.js';
 import { linkSections } from './link-schema.js';
 import { marketSections } from './market-schema.js';
+import { metricsSections } from './metrics-schema.js';
 import { FilePath, Secret, Section, StringEnum } from './schema-kit.js';
 
 export const siteSchema = Section(
@@ -103,6 +104,7 @@ export const agentConfigSchema = Section(
     ...devicesSections,
     ...energySections,
     ...marketSections,
+    ...metricsSections,
   },
   { title: 'mgmc-agent configuration', description: 'Configuration file of the microgrid master controller agent.' },
 );

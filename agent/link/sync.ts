@@ -185,6 +185,7 @@ export class MgmcSync {
   private registration: StoredRegistration | undefined;
   private authorizedSet: AuthorizedSet | undefined;
   private headerRequest: { from: number; at: number } | undefined;
+  private lastReceiptAt: number | undefined;
   private running = false;
   private readonly cleanups: (() => void)[] = [];
   private maintenance: TimerHandle | undefined;
@@ -282,6 +283,11 @@ export class MgmcSync {
   /** The DSO's last answer to this MGMC's registration. */
   authorizationState(): AuthorizationState {
     return this.authorization;
+  }
+
+  /** When the last checked receipt (new or duplicate) arrived in this run, ms; undefined before the first. */
+  lastReceiptTime(): number | undefined {
+    return this.lastReceiptAt;
   }
 
   stats(): SyncStats {
@@ -567,6 +573,7 @@ export class MgmcSync {
   /** A block has a checked receipt: its outbox item leaves the outbox. */
   private anchored(height: number, ref: string | undefined, duplicate: boolean): void {
     this.parked.delete(height);
+    this.lastReceiptAt = this.o.clock.now();
     if (duplicate) this.counts.duplicateReceipts++;
     else this.counts.receipts++;
     // The block's own envelope (known from shipping) is acknowledged, not blindly `ref`: a receipt for block h must

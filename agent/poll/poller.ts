@@ -93,6 +93,8 @@ export interface PollerOptions {
   readonly sink: ReadingSink;
   /** Called after every cycle (status output, metrics). */
   readonly onCycle?: (result: CycleResult) => void;
+  /** Called after each device's read with how long it took (ms, all its blocks) and whether every block answered. */
+  readonly onRead?: (device: string, ms: number, ok: boolean) => void;
 }
 
 export class Poller {
@@ -269,7 +271,8 @@ export class Poller {
     let failedBlocks = 0;
     let answeredBlocks = 0;
     let lastError: string | undefined;
-    device.lastAttempt = clock.now();
+    const began = clock.now();
+    device.lastAttempt = began;
     const deviceName = target.name;
     for (const slots of device.blocks) {
       const { block, recorded } = slots;
@@ -320,6 +323,7 @@ export class Poller {
     }
     device.cycles++;
     const failed = failedBlocks > 0;
+    this.options.onRead?.(deviceName, clock.now() - began, !failed);
     const previous = device.state;
     if (!failed) {
       device.lastGood = clock.now();
