@@ -287,7 +287,7 @@ export async function devicesRead(io: Io, device: string, options: { config: str
     const names = config.devices.map((d) => d.name);
     if (names.length === 0) {
       throw new CommandError(
-        `${options.config} has no devices: add a devices: section (see examples/mgmc.yaml)`,
+        `${options.config} has no devices: add a devices: section (see examples/site.yaml)`,
         EXIT.usage,
       );
     }

@@ -72,7 +72,7 @@ export async function optimizeCommand(io: Io, options: OptimizeOptions): Promise
   const config = await loadConfig(resolve(options.config), { env: io.env });
   if (config.buildings.length === 0) {
     throw new CommandError(
-      `${options.config} has no buildings to plan: add tariffs: and buildings: sections (see examples/mgmc.yaml)`,
+      `${options.config} has no buildings to plan: add tariffs: and buildings: sections (see examples/site.yaml)`,
       EXIT.config,
     );
   }

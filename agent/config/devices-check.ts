@@ -74,7 +74,8 @@ export const checkDevices: CrossCheck<AgentConfig> = (config, report) => {
         report(
           ['devices', i, 'unit'],
           `a unit id not used by another device on bus '${device.bus}'`,
-          `unit ${device.unit} is also devices[${other}] (${config.devices[other]?.name})`,
+          `unit ${device.unit} is also devices[${other}] (${config.devices[other]?.name}); ` +
+            'give each device on a bus its own unit id, here and in the device itself',
         );
       } else {
         unitsOnBus.set(key, i);

@@ -222,6 +222,7 @@ function typeHint(schema: SchemaNode, value: unknown, secret: boolean): string {
   const wanted = schema.type;
   if ((wanted === 'integer' || wanted === 'number') && typeof value === 'string' && value.trim() !== '') {
     if (Number.isFinite(Number(value))) return `got the text ${describeGiven(value)}; remove the quotes`;
+    return `got the text ${describeGiven(value)}; write the number in digits`;
   }
   if (wanted === 'integer' && typeof value === 'number') return `got ${value}, which is not a whole number`;
   if (wanted === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {

@@ -74,7 +74,7 @@ export function createConfigLoader<S extends TSchema>(
         column: 0,
         path: '(file)',
         expected: 'a readable config file',
-        hint: `cannot read ${resolve(path)}: ${describeFsError(error)}`,
+        hint: `cannot read ${resolve(path)}: ${describeFsError(error)}${configFileAdvice(error)}`,
       };
       return { ok: false, issues: [issue] };
     }
@@ -111,10 +111,12 @@ export function createConfigLoader<S extends TSchema>(
       env,
       rejected: new Set(explained.map((entry) => entry.pointer)),
     });
-    const issues = sortIssues([...explained.map((entry) => entry.issue), ...resolveIssues]);
-    if (issues.length > 0) return { ok: false, issues };
-    // Only on a config that passed the schema: cross-checks may then rely on every type being right.
-    const crossIssues: ConfigIssue[] = [];
+    const schemaIssues = explained.map((entry) => entry.issue);
+    if (schemaIssues.length > 0) return { ok: false, issues: sortIssues([...schemaIssues, ...resolveIssues]) };
+    // Only on a config that passed the schema: cross-checks may then rely on every type being right. A secret that
+    // did not resolve is still a well-formed reference (no cross-check reads a secret's value), so its problem is
+    // reported together with theirs: one run shows everything left to fix.
+    const crossIssues: ConfigIssue[] = [...resolveIssues];
     for (const crossCheck of crossChecks) {
       crossCheck(
         data as Static<S>,
@@ -139,6 +141,18 @@ export function createConfigLoader<S extends TSchema>(
   return { check, load };
 }
 
+function configFileAdvice(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException | undefined)?.code) {
+    case 'ENOENT':
+      return '; check the path, or start a new file from examples/site.yaml';
+    case 'EACCES':
+    case 'EPERM':
+      return "; make it readable by the agent's user";
+    default:
+      return '';
+  }
+}
+
 const AGENT_CROSS_CHECKS: readonly CrossCheck<AgentConfig>[] = [checkDevices, checkLink, checkEnergy];
 
 function checkRoot(source: YamlSource): ConfigIssue | undefined {
@@ -146,7 +160,7 @@ function checkRoot(source: YamlSource): ConfigIssue | undefined {
   const base = { file: source.file, path: '(root)', expected: 'a mapping of settings (key: value lines)' };
   // A file of only comments, or only `~`, has no settings at all.
   if (root === null || (isScalar(root) && root.value === null)) {
-    return { ...base, line: 1, column: 1, hint: 'the file is empty; start from examples/mgmc.yaml' };
+    return { ...base, line: 1, column: 1, hint: 'the file is empty; start from examples/site.yaml' };
   }
   if (isMap(root)) return undefined;
   const { line, column } = positionOf(source, [], 'value');

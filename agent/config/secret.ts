@@ -56,7 +56,9 @@ export async function resolveSecret(
       return {
         ok: false,
         expected: `environment variable ${name} to be set`,
-        hint: `it is not set for the agent; add it to the service environment (e.g. systemd EnvironmentFile=)`,
+        hint:
+          `it is not set for the agent: for the service, put ${name}=... in secrets.env beside this config ` +
+          `(EnvironmentFile=, docs/deploy.md); in a shell, export ${name} first`,
       };
     }
     if (value === '') {
@@ -70,12 +72,31 @@ export async function resolveSecret(
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    return { ok: false, expected: 'a readable secret file', hint: `cannot read ${path}: ${describeFsError(error)}` };
+    return {
+      ok: false,
+      expected: 'a readable secret file',
+      hint: `cannot read ${path}: ${describeFsError(error)}${secretFileAdvice(error)}`,
+    };
   }
   // Editors and `echo` add a final newline that is not part of the secret.
   const value = text.replace(/\r?\n$/, '');
-  if (value === '') return { ok: false, expected: 'a secret file with content', hint: `${path} is empty` };
+  if (value === '') {
+    return { ok: false, expected: 'a secret file with content', hint: `${path} is empty; put the secret in it` };
+  }
   return { ok: true, value: new SecretValue(reference, value) };
+}
+
+/** What a technician does about a secret file that cannot be read. */
+function secretFileAdvice(error: unknown): string {
+  switch ((error as NodeJS.ErrnoException | undefined)?.code) {
+    case 'ENOENT':
+      return "; create it with the secret on one line (mode 0600, owned by the agent's user), or correct the path";
+    case 'EACCES':
+    case 'EPERM':
+      return '; give it to that user (chown) with mode 0600, or use LoadCredential= (docs/deploy.md)';
+    default:
+      return '';
+  }
 }
 
 export function describeFsError(error: unknown): string {

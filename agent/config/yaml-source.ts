@@ -39,7 +39,7 @@ export function parseYaml(file: string, text: string): { source: YamlSource; iss
   const seen = new Set<string>();
   const issues: ConfigIssue[] = [];
   for (const error of document.errors) {
-    const issue = yamlErrorIssue(source, error);
+    const issue = yamlErrorIssue(source, text, error);
     const key = `${issue.line}:${issue.column}`;
     // One YAML mistake often yields several parser errors at the same spot; the first one says it best.
     if (seen.has(key)) continue;
@@ -57,7 +57,7 @@ const INDENTATION_ERRORS: readonly string[] = [
   'UNEXPECTED_TOKEN',
 ];
 
-function yamlErrorIssue(source: YamlSource, error: YAMLError): ConfigIssue {
+function yamlErrorIssue(source: YamlSource, text: string, error: YAMLError): ConfigIssue {
   const offset = error.pos[0];
   const guessed = pathAtOffset(source.document.contents, offset, []);
   // In a broken tree, a key path made of odd keys is the parser's guess, not a setting the technician wrote.
@@ -85,16 +85,22 @@ function yamlErrorIssue(source: YamlSource, error: YAMLError): ConfigIssue {
     const where = first === undefined ? '' : ` (first set on line ${first.line})`;
     return issue('each key only once in a mapping', `duplicate key${where}; keep one of them`);
   }
-  if (error.code === 'TAB_AS_INDENT') return issue('indentation with spaces', 'YAML does not allow tabs here');
+  if (error.code === 'TAB_AS_INDENT') {
+    return issue('indentation with spaces', 'YAML does not allow tabs for indentation; replace them with spaces');
+  }
   if (error.code === 'MULTIPLE_DOCS') {
     return issue('a single YAML document', "remove the '---' line and what follows, or merge it into the first part");
   }
   if (opened !== undefined) {
-    return issue('valid YAML', `the ${unclosedQuote ? 'quote' : 'bracket'} opened here is never closed`);
+    const closing = CLOSING[text[opened] ?? ''];
+    const close = closing === undefined ? '' : `; close it with ${closing}`;
+    return issue('valid YAML', `the ${unclosedQuote ? 'quote' : 'bracket'} opened here is never closed${close}`);
   }
   const message = firstLine(error.message);
   return issue('valid YAML', INDENTATION_ERRORS.includes(error.code) ? `${message}; check the indentation` : message);
 }
+
+const CLOSING: Readonly<Record<string, string>> = { '{': '}', '[': ']', '"': '"', "'": "'" };
 
 function firstLine(message: string): string {
   return (message.split('\n')[0] ?? message).replace(/ at line \d+, column \d+:?$/, '');

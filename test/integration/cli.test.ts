@@ -362,9 +362,9 @@ describe('mgmc ledger', () => {
     const config = join(dir, 'site.yaml');
     writeFileSync(
       config,
-      readFileSync(join(ROOT, 'examples', 'mgmc.yaml'), 'utf8')
-        .replace('path: ./data/mgmc.db', 'path: ./from-config.db')
-        .replace('keystore: ./keys/mgmc.json', 'keystore: ./mgmc.json')
+      readFileSync(join(ROOT, 'examples', 'site.yaml'), 'utf8')
+        .replace('path: /var/lib/mgmc-agent/mgmc.db', 'path: ./from-config.db')
+        .replace('keystore: /var/lib/mgmc-agent/keys/mgmc.json', 'keystore: ./mgmc.json')
         .replace('sealEveryRecords: 1000', 'sealEveryRecords: 100')
         .replace('chainId: 1337', 'chainId: 77'),
     );
@@ -378,7 +378,7 @@ describe('mgmc ledger', () => {
     const neither = mgmc(['ledger', 'fill', '--readings', '1']);
     expect(neither.code).toBe(2);
     expect(neither.stderr).toContain('give --db FILE and --key FILE, or --config FILE');
-    const both = mgmc(['ledger', 'fill', '--readings', '1', '--config', 'examples/mgmc.yaml', '--db', db]);
+    const both = mgmc(['ledger', 'fill', '--readings', '1', '--config', 'examples/site.yaml', '--db', db]);
     expect(both.code).toBe(2);
   });
 
@@ -429,8 +429,8 @@ describe('mgmc ledger', () => {
 
 describe('mgmc config', () => {
   it('check accepts the example config when MGMC_KEY_PASSPHRASE is set', () => {
-    const run = ok(['config', 'check', 'examples/mgmc.yaml']);
-    expect(run.stdout).toContain('mgmc.yaml: ok');
+    const run = ok(['config', 'check', 'examples/site.yaml']);
+    expect(run.stdout).toContain('site.yaml: ok');
   });
 
   it('check exits 78 listing every problem as file:line:column', () => {

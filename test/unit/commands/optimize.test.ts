@@ -1,5 +1,5 @@
 /**
- * mgmc optimize on the example site (examples/mgmc.yaml): a schedule and a cost breakdown, the exported LP file
+ * mgmc optimize on the example site (examples/site.yaml): a schedule and a cost breakdown, the exported LP file
  * solved by glpsol to the same objective, and clear errors for bad options.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ function captureIo(): Io & { stdout: string[]; stderr: string[] } {
 
 const dir = mkdtempSync(join(tmpdir(), 'mgmc-optimize-cmd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const EXAMPLE = 'examples/mgmc.yaml';
+const EXAMPLE = 'examples/site.yaml';
 const AT = '2026-06-22T06:00:00+02:00';
 const base = { config: EXAMPLE, at: AT, json: false, soc: ['battery=60'], plugged: ['wallbox'] };
 

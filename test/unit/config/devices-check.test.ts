@@ -53,7 +53,7 @@ meters:
       ":6:13  buses[1].name  a bus name used once  'lan' is also buses[0]",
       ":8:23  devices[0].bus  the name of a bus declared under buses  did you mean 'lan'?",
       ":9:45  devices[1].profile  a profile id from hardware/profiles or 'sunspec'  did you mean 'eastron-sdm630'?",
-      ":10:33  devices[2].unit  a unit id not used by another device on bus 'lan'  unit 2 is also devices[1] (m1)",
+      ":10:33  devices[2].unit  a unit id not used by another device on bus 'lan'  unit 2 is also devices[1] (m1); give each device on a bus its own unit id, here and in the device itself",
       ":10:73  devices[2].points[1]  a point of profile eastron-sdm630  did you mean 'TotWhImp'?",
       ":11:13  devices[3].name  a device name used once  'm2' is also devices[2]",
       ':11:67  devices[3].base  base only with profile: sunspec  remove it or set profile: sunspec',

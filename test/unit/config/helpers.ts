@@ -5,7 +5,7 @@ import { agentConfigSchema, Secret, Section } from '../../../agent/config/index.
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const fixturesDir = join(repoRoot, 'test/fixtures/config');
-export const examplePath = join(repoRoot, 'examples/mgmc.yaml');
+export const examplePath = join(repoRoot, 'examples/site.yaml');
 
 /** Fixture path as a technician would type it (relative), so the issue lines look like real output. */
 export function fixture(name: string): string {

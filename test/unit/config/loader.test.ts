@@ -26,10 +26,11 @@ describe('loading a valid config', () => {
     expect(config.role).toBe('mgmc');
     expect(config.site.name).toBe('Riverside community microgrid');
     expect(config.chainId).toBe(1337);
-    expect(config.identity.keystore).toBe(join(fixturesDir, '../../../examples/keys/mgmc.json'));
+    expect(config.identity.keystore).toBe('/var/lib/mgmc-agent/keys/mgmc.json');
     expect(config.identity.passphrase).toBeInstanceOf(SecretValue);
     expect(config.identity.passphrase.reveal()).toBe('example passphrase');
-    expect(config.store).toEqual({ path: join(fixturesDir, '../../../examples/data/mgmc.db'), synchronous: 'full' });
+    expect(config.store).toEqual({ path: '/var/lib/mgmc-agent/mgmc.db', synchronous: 'full' });
+    expect(config.link?.tls.ca).toBe(join(fixturesDir, '../../../examples/tls/dso-ca.pem'));
     expect(config.ledger).toEqual({ sealEverySeconds: 10, sealEveryRecords: 1000 });
     expect(config.log).toEqual({ level: 'info' });
   });
@@ -84,7 +85,7 @@ describe('a file with many problems', () => {
     expect(result.config).toBeUndefined();
     expect(lines(result.issues)).toEqual([
       ...expected,
-      `${file}:19:13  broker.password  environment variable MGMC_TEST_BROKER_PASSWORD to be set  it is not set for the agent; add it to the service environment (e.g. systemd EnvironmentFile=)`,
+      `${file}:19:13  broker.password  environment variable MGMC_TEST_BROKER_PASSWORD to be set  it is not set for the agent: for the service, put MGMC_TEST_BROKER_PASSWORD=... in secrets.env beside this config (EnvironmentFile=, docs/deploy.md); in a shell, export MGMC_TEST_BROKER_PASSWORD first`,
     ]);
   });
 
@@ -92,7 +93,7 @@ describe('a file with many problems', () => {
     const result = await checkConfigFile(file, { env: {} });
     expect(lines(result.issues)).toEqual([
       ...expected,
-      `${file}:17:1  broker  a known top-level key  allowed here: role, site, chainId, identity, store, ledger, log, link, dso, buses, devices, meters, tariffs, buildings, optimizer, market`,
+      `${file}:17:1  broker  a known top-level key  allowed here: role, site, chainId, identity, store, ledger, log, link, dso, buses, devices, meters, tariffs, buildings, optimizer, market, metrics`,
     ]);
   });
 
@@ -117,7 +118,9 @@ describe('YAML problems', () => {
   it('reports a syntax error where the unclosed quote opens', async () => {
     const file = fixture('syntax-error.yaml');
     const result = await checkConfigFile(file, { env });
-    expect(lines(result.issues)).toEqual([`${file}:3:9  site.name  valid YAML  the quote opened here is never closed`]);
+    expect(lines(result.issues)).toEqual([
+      `${file}:3:9  site.name  valid YAML  the quote opened here is never closed; close it with "`,
+    ]);
   });
 
   it('reports a duplicate key at the second occurrence, naming the first', async () => {
@@ -140,7 +143,7 @@ describe('YAML problems', () => {
       const file = fixture(name);
       const result = await checkConfigFile(file, { env });
       expect(lines(result.issues)).toEqual([
-        `${file}:1:1  (root)  a mapping of settings (key: value lines)  the file is empty; start from examples/mgmc.yaml`,
+        `${file}:1:1  (root)  a mapping of settings (key: value lines)  the file is empty; start from examples/site.yaml`,
       ]);
     }
   });
@@ -161,7 +164,7 @@ describe('files that cannot be read', () => {
     const result = await checkConfigFile(file, { env });
     expect(result.ok).toBe(false);
     expect(lines(result.issues)).toEqual([
-      `${file}  (file)  a readable config file  cannot read ${join(fixturesDir, 'does-not-exist.yaml')}: no such file`,
+      `${file}  (file)  a readable config file  cannot read ${join(fixturesDir, 'does-not-exist.yaml')}: no such file; check the path, or start a new file from examples/site.yaml`,
     ]);
     await expect(loadConfig(file, { env })).rejects.toMatchObject({ exitCode: 78 });
   });
@@ -214,7 +217,7 @@ describe('secrets that cannot be resolved', () => {
       line: 6,
       column: 15,
       expected: 'a readable secret file',
-      hint: `cannot read ${join(dir, 'secrets/missing.txt')}: no such file`,
+      hint: `cannot read ${join(dir, 'secrets/missing.txt')}: no such file; create it with the secret on one line (mode 0600, owned by the agent's user), or correct the path`,
     });
   });
 
@@ -237,7 +240,7 @@ describe('secrets that cannot be resolved', () => {
 });
 
 describe('the loader never writes the config file', () => {
-  for (const name of ['../../../examples/mgmc.yaml', 'minimal.yaml', 'multi-error.yaml', 'duplicate-key.yaml']) {
+  for (const name of ['../../../examples/site.yaml', 'minimal.yaml', 'multi-error.yaml', 'duplicate-key.yaml']) {
     it(`leaves ${name} byte-for-byte unchanged`, async () => {
       const path = join(fixturesDir, name);
       const before = await readFile(path);
