@@ -8,7 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { configCheck, configSchema } from './commands/config.js';
-import { demo } from './commands/demo.js';
+import { type DemoOptions, demo } from './commands/demo.js';
 import { devicesRead, devicesScan, type ScanOptions } from './commands/devices.js';
 import { type DsoChangeOptions, type DsoOptions, dsoApprove, dsoList, dsoReject, dsoRevoke } from './commands/dso.js';
 import { registerGridCommands } from './commands/grid.js';
@@ -26,6 +26,7 @@ import { registerMarketCommands } from './commands/market.js';
 import { type OptimizeOptions, optimizeCommand } from './commands/optimize.js';
 import { runAgent } from './commands/run.js';
 import { type SimOptions, simCommand } from './commands/sim.js';
+import { type StatusOptions, statusCommand } from './commands/status.js';
 import { KeystoreError } from './identity/keystore.js';
 
 function int(name: string, min: number) {
@@ -154,6 +155,16 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
     .requiredOption('--config <file>', 'site config (see examples/)')
     .action(run((o: { config: string }) => runAgent(io, o)));
 
+  program
+    .command('status')
+    .description(
+      'ask the running agent how it is: devices, ledger, outbox, broker, schedule (exit 1 if it does not answer)',
+    )
+    .option('--config <file>', "the agent's config: metrics.host and metrics.port say where to ask")
+    .option('--url <url>', 'where to ask instead (default http://127.0.0.1:9464)')
+    .option('--json', 'print the JSON the agent serves on /status', false)
+    .action(run((o: StatusOptions) => statusCommand(io, o)));
+
   const devices = program.command('devices').description('field devices: SunSpec scan and one-off reads');
   devices
     .command('scan')
@@ -219,10 +230,19 @@ export function buildProgram(io: Io, done: (code: number) => void): Command {
 
   program
     .command('demo')
-    .description('run the end-to-end demo (data in ./data/demo)')
-    .option('--dir <dir>', 'working directory (wiped first)', 'data/demo')
-    .option('--readings <n>', 'simulated readings', int('--readings', 1), 200_000)
-    .action(run((o: { dir: string; readings: number }) => demo(io, o)));
+    .description(
+      'the whole system for one accelerated day: a broker, the DSO and MGMCs on the IEEE 33-bus feeder with simulated devices; writes an HTML report',
+    )
+    .option('--dir <dir>', 'working directory for configs, keys and databases (wiped first)', 'data/demo')
+    .option('--duration <hours>', 'simulated hours after a warm-up hour', int('--duration', 1), 24)
+    .option('--from <hour>', 'local hour of the simulated day to start at (0-23)', int('--from', 0), 0)
+    .option('--mgmcs <n>', 'number of microgrids (1-6)', int('--mgmcs', 1), 3)
+    .option('--seed <n>', 'seed of the simulated weather, loads and cars', int('--seed', 0), 20260622)
+    .option('--speed <n>', 'simulated seconds per wall-clock second', Number, 900)
+    .option('--report <file>', 'the HTML report', 'out/demo-report.html')
+    .option('--log <file>', "append the agents' warnings and errors (pino JSON) to this file")
+    .option('--json', 'print the report data as JSON instead of the tables', false)
+    .action(run((o: DemoOptions) => demo(io, o)));
 
   const collect = (value: string, previous: string[]) => [...previous, value];
   program

@@ -29,7 +29,7 @@ import { marketMeter, marketRules } from './market/config.js';
 import { type OptimizerRuntime, startOptimizer } from './optimizer/runtime.js';
 import { alignedHorizon } from './optimizer/site-model.js';
 import type { Solver } from './optimizer/solver.js';
-import { Poller } from './poll/poller.js';
+import { type DeviceStatus, Poller, type PollerOptions } from './poll/poller.js';
 import { resolveSite } from './poll/resolve.js';
 import type { LedgerStore } from './store/ledger-store.js';
 
@@ -52,6 +52,8 @@ export interface RunningMgmc {
   readonly buses: ReadonlyMap<string, ModbusBus>;
   /** Devices that could not be resolved at start (discovery failed); retried in the background. */
   unresolved(): readonly { device: string; message: string }[];
+  /** Every polled device, also those resolved later by the retry (poller.status() has only the first ones). */
+  devices(): DeviceStatus[];
   meters(): readonly MeterStatus[];
   /** The optimizer and dispatch, when the config has buildings and optimizer.enabled. */
   readonly optimizer: OptimizerRuntime | undefined;
@@ -62,8 +64,11 @@ export interface RunningMgmc {
   readonly adjustments: MgmcAdjustments | undefined;
   /** The P2P market, when market.enabled (with a link and the optimizer). */
   readonly market: MarketRuntime | undefined;
-  /** Stops polling and the meters, seals what is unsealed and closes the database. */
-  stop(): Promise<void>;
+  /**
+   * Stops polling and the meters, seals what is unsealed and closes the database. `step` is told each part as it
+   * begins, so a caller with a deadline can say which one hangs.
+   */
+  stop(step?: (name: string) => void): Promise<void>;
 }
 
 export interface StartOptions {
@@ -75,6 +80,8 @@ export interface StartOptions {
   readonly retryUnresolvedMs?: number;
   /** The optimizer's solver; a warm HiGHS in a worker thread by default (tests pass an in-process one). */
   readonly solver?: Solver;
+  /** Told every device read and how long it took (metrics). */
+  readonly onRead?: PollerOptions['onRead'];
 }
 
 /** Starts the MGMC role: returns once the ledger is open and polling has begun (devices may still be down). */
@@ -111,6 +118,7 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     logger: pollLogger,
     sink: ledger,
     onCycle: () => optimizer?.sample(),
+    ...(options.onRead === undefined ? {} : { onRead: options.onRead }),
   });
   poller.start();
   log.info({ devices: site.targets.length, buses: site.buses.size }, 'polling');
@@ -159,7 +167,12 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     );
     unresolved = again.problems;
     if (again.targets.length > 0) {
-      const extra = new Poller(again.targets, { clock, logger: pollLogger, sink: ledger });
+      const extra = new Poller(again.targets, {
+        clock,
+        logger: pollLogger,
+        sink: ledger,
+        ...(options.onRead === undefined ? {} : { onRead: options.onRead }),
+      });
       extra.start();
       extraPollers.push(extra);
       log.info({ devices: again.targets.map((t) => t.name) }, 'devices resolved on retry and now polled');
@@ -180,25 +193,34 @@ export async function startMgmc(config: AgentConfig, options: StartOptions): Pro
     poller,
     buses: site.buses,
     unresolved: () => unresolved,
+    devices: () => [poller, ...extraPollers].flatMap((p) => p.status()),
     meters: () => meters.map((m) => m.status()),
     optimizer,
     sync: dsoLink?.sync,
     link: dsoLink?.link,
     adjustments: dsoLink?.adjustments,
     market,
-    async stop() {
+    async stop(step = () => {}) {
       retryTimer?.cancel();
+      step('market');
       await market?.stop();
+      step('optimizer (devices handed back, solver closed)');
       await optimizer?.stop();
+      step('polling (the reads in flight are stored)');
       await Promise.all([poller.stop(), ...extraPollers.map((p) => p.stop())]);
+      step('meters');
       await Promise.all(meters.map((m) => m.stop()));
+      step('buses');
       await Promise.all([...site.buses.values()].map((bus) => bus.close()));
+      step('sealing the last block');
       ledger.stop();
       if (dsoLink !== undefined) {
         dsoLink.adjustments.stop();
         dsoLink.sync.stop();
+        step('broker (publishing offline)');
         await dsoLink.link.close();
       }
+      step('closing the database');
       store.close();
       log.info({ height: ledger.sealedHeight, lastSeq: ledger.lastSeq }, 'stopped');
     },
@@ -237,6 +259,7 @@ function startLink(
     clock,
     logger,
     keepaliveSeconds: linkConfig.keepaliveSeconds,
+    protocolVersion: linkConfig.protocolVersion,
     ...(linkConfig.clientId === undefined ? {} : { clientId: linkConfig.clientId }),
     ...(linkConfig.username === undefined ? {} : { username: linkConfig.username }),
     ...(linkConfig.password === undefined ? {} : { password: linkConfig.password.reveal() }),

@@ -1,138 +1,175 @@
 /**
- * mgmc demo — for now the most complete end-to-end path that exists: a key, a signed ledger of simulated readings,
- * verification of the database and of an export, a record proof, encryption to the DSO's key, and a tampered copy
- * that verification catches. The multi-microgrid demo (issue 8) replaces this.
+ * mgmc demo — the whole system for one accelerated day (agent/demo/run-demo.ts): a broker, the DSO and N MGMCs on
+ * the IEEE 33-bus feeder with simulated devices. Prints a line per market interval and a summary, writes the HTML
+ * report, and exits 1 when a check failed (a chain that does not verify, a block the DSO does not hold, no trades).
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { systemClock } from '../clock.js';
-import { decryptWith, encryptTo } from '../identity/ecies.js';
-import { generateKeyPair } from '../identity/keys.js';
-import { readKeystoreFile, writeKeystoreFile } from '../identity/keystore.js';
-import { signerFromPrivateKey } from '../ledger/block.js';
-import { openLedgerStore, openWritableLedger } from '../ledger/open.js';
-import { buildRecordProof, checkRecordProof } from '../ledger/proof.js';
-import { exportJsonl, jsonlSource, storeSource } from '../ledger/sources.js';
-import { syntheticReadings } from '../ledger/synthetic.js';
-import { verifyChain } from '../ledger/verify.js';
-import { EXIT, type Io, PASSPHRASE_ENV, table } from './io.js';
-import { describeReport } from './ledger.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { socatAvailable } from '../../sim/pty.js';
+import { renderReport } from '../demo/report.js';
+import type { DemoReportData } from '../demo/report-data.js';
+import { type DemoEvent, type IntervalLine, runDemo } from '../demo/run-demo.js';
+import { DEMO_MICROGRIDS } from '../demo/scenario.js';
+import { createLogger, type LogLevel } from '../logger.js';
+import type { Solver } from '../optimizer/solver.js';
+import { CommandError, EXIT, type Io, table } from './io.js';
 
 export interface DemoOptions {
   readonly dir: string;
-  readonly readings: number;
+  /** Simulated hours after a warm-up hour. */
+  readonly duration: number;
+  /** Local hour the simulated period starts at. */
+  readonly from: number;
+  readonly mgmcs: number;
+  readonly seed: number;
+  readonly speed: number;
+  readonly report: string;
+  /** Write the agents' JSON logs (warnings and errors) here; they are dropped when left out. */
+  readonly log?: string;
+  readonly json: boolean;
+  /** For tests: each MGMC's LP solver (in-process instead of a worker thread). */
+  readonly createSolver?: () => Promise<Solver>;
 }
 
 export async function demo(io: Io, options: DemoOptions): Promise<number> {
-  const dir = resolve(options.dir);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(join(dir, 'keys'), { recursive: true });
-  const passphrase = io.env[PASSPHRASE_ENV] || 'demo passphrase - not for real keys';
-  const step = (text: string) => io.out(`\n== ${text}`);
-
-  step('1. identity: a secp256k1 key in a Web3 Secret Storage v3 keystore (geth scrypt parameters)');
-  const keystorePath = join(dir, 'keys', 'mgmc.json');
-  const mgmcKey = generateKeyPair();
-  await writeKeystoreFile(keystorePath, mgmcKey.privateKey, passphrase);
-  const unlocked = await readKeystoreFile(keystorePath, passphrase);
-  io.out(`keystore ${keystorePath} (mode 0600)\nMGMC address ${unlocked.address}`);
-
-  step(`2. ledger: ${options.readings} simulated readings appended, sealed every 1000 records and signed`);
-  const dbPath = join(dir, 'mgmc.db');
-  const clock = systemClock();
-  const { store, ledger } = openWritableLedger({
-    path: dbPath,
-    signer: signerFromPrivateKey(unlocked.privateKey, unlocked.address),
-    clock,
-    chainId: 1337,
-    sealEveryRecords: 1000,
-    sealEverySeconds: 10,
+  if (!(options.mgmcs >= 1 && options.mgmcs <= DEMO_MICROGRIDS.length)) {
+    throw new CommandError(`--mgmcs must be 1 to ${DEMO_MICROGRIDS.length}`, EXIT.usage);
+  }
+  if (!(options.speed > 0 && Number.isFinite(options.speed))) {
+    throw new CommandError('--speed must be a number > 0 (simulated seconds per wall-clock second)', EXIT.usage);
+  }
+  if (!socatAvailable()) {
+    throw new CommandError(
+      "the demo's signing meters talk over pseudo-terminals made by socat, which is not installed: " +
+        'apt-get install socat (Debian, Raspberry Pi OS) or brew install socat (macOS), then run it again',
+      EXIT.failed,
+    );
+  }
+  const logPath = options.log === undefined ? undefined : resolve(options.log);
+  if (logPath !== undefined) mkdirSync(dirname(logPath), { recursive: true });
+  const logger =
+    logPath === undefined
+      ? createLogger({ level: 'silent' })
+      : createLogger({
+          level: (io.env.MGMC_DEMO_LOG_LEVEL as LogLevel | undefined) ?? 'warn',
+          destination: { write: (line: string) => writeFileSync(logPath, line, { flag: 'a' }) },
+        });
+  const say = (text: string) => {
+    if (!options.json) io.out(text);
+  };
+  let header = false;
+  const progress = (event: DemoEvent) => {
+    if (event.kind === 'phase') {
+      say(`== ${event.text}`);
+      return;
+    }
+    if (!header) {
+      say(INTERVAL_HEADER);
+      header = true;
+    }
+    say(formatInterval(event.line));
+  };
+  const result = await runDemo({
+    dir: options.dir,
+    hours: options.duration,
+    fromHour: options.from,
+    mgmcs: options.mgmcs,
+    seed: options.seed,
+    speed: options.speed,
+    logger,
+    progress,
+    ...(options.createSolver === undefined ? {} : { createSolver: options.createSolver }),
   });
-  const started = performance.now();
-  for (const batch of syntheticReadings(options.readings, clock.now(), 500)) ledger.append(batch);
-  ledger.stop();
-  const seconds = (performance.now() - started) / 1000;
-  io.out(
-    `${ledger.lastSeq} records in ${ledger.sealedHeight} blocks, ${Math.round(ledger.lastSeq / seconds)} readings/s`,
+  const reportPath = resolve(options.report);
+  mkdirSync(dirname(reportPath), { recursive: true });
+  writeFileSync(reportPath, renderReport(result.report));
+  if (options.json) {
+    io.out(JSON.stringify({ ok: result.ok, report: reportPath, summary: result.report }, null, 2));
+  } else {
+    say(`\n${summaryText(result.report)}`);
+    say(`\nreport: ${reportPath}`);
+    say(
+      `data, configs and ledgers: ${resolve(options.dir)} (try: mgmc ledger verify --db ${resolve(options.dir)}/${result.report.microgrids[0]?.name}/mgmc.db)`,
+    );
+    if (logPath !== undefined) say(`agent logs: ${logPath}`);
+    say(result.ok ? 'every check passed' : 'SOME CHECKS FAILED (see above)');
+  }
+  return result.ok ? EXIT.ok : EXIT.failed;
+}
+
+const INTERVAL_HEADER =
+  'interval (UTC)  attempts  trades  traded kWh  avg price  DSO caps  closed by   MGMC blocks anchored  DSO height';
+
+function formatInterval(l: IntervalLine): string {
+  const when = new Date(l.interval).toISOString().slice(11, 16);
+  const price = l.priceAvg === null ? '-' : l.priceAvg.toFixed(3);
+  return [
+    when.padEnd(15),
+    String(l.attempts).padStart(8),
+    String(l.trades).padStart(7),
+    (l.volumeWh / 1000).toFixed(1).padStart(11),
+    price.padStart(10),
+    String(l.adjustments).padStart(9),
+    ` ${l.closedBy.padEnd(10)}`,
+    String(l.anchored).padStart(21),
+    String(l.dsoHeight).padStart(11),
+  ].join(' ');
+}
+
+/** The summary tables: costs per MGMC, ledgers and the DSO, and the checks. */
+export function summaryText(r: DemoReportData): string {
+  const kwh = (wh: number) => (wh / 1000).toFixed(1);
+  const money = (x: number) => x.toFixed(2);
+  const costs = table(
+    ['MGMC', 'bus', 'cost without trading', 'cost with the market', 'saving', 'sold kWh', 'bought kWh'],
+    r.microgrids.map((m) => [
+      m.name,
+      m.bus,
+      money(m.costBaseline),
+      money(m.costActual),
+      `${money(m.costBaseline - m.costActual)} (${pct(m.costBaseline - m.costActual, Math.abs(m.costBaseline))})`,
+      kwh(m.soldWh),
+      kwh(m.boughtWh),
+    ]),
   );
-
-  step('3. verify the chain in the database');
-  let t = performance.now();
-  const report = verifyChain(storeSource(store));
-  io.out(
-    `${describeReport(report, dbPath)}\n(${Math.round(report.blocks / ((performance.now() - t) / 1000))} blocks/s)`,
-  );
-
-  step('4. export for the DSO and auditors (JSONL), verify the export without the database');
-  const exportPath = join(dir, 'ledger.jsonl');
-  await exportJsonl(store, exportPath);
-  const exportReport = verifyChain(jsonlSource(exportPath));
-  io.out(describeReport(exportReport, exportPath));
-
-  step('5. prove one record to a third party (RFC 9162 inclusion proof + signed header)');
-  const seq = Math.max(1, Math.floor(ledger.lastSeq / 2));
-  const proof = buildRecordProof(store, seq);
-  const proofPath = join(dir, `proof-${seq}.json`);
-  writeFileSync(proofPath, `${JSON.stringify(proof, null, 2)}\n`);
-  const proofCheck = checkRecordProof(JSON.parse(readFileSync(proofPath, 'utf8')), unlocked.address);
-  io.out(`${proofPath}: ${proofCheck.ok ? 'ok' : 'FAILED'} — ${proofCheck.detail} (${proof.path.length} hashes)`);
-  store.close();
-
-  step('6. encrypt an adjustment to the MGMC key as the DSO would (ECIES secp256k1 + HKDF + AES-256-GCM)');
-  const dso = generateKeyPair();
-  const envelope = encryptTo(mgmcKey.publicKey, new TextEncoder().encode('{"cap":{"importW":40000}}'), {
-    sender: dso.address,
-  });
-  const plain = new TextDecoder().decode(decryptWith(unlocked.privateKey, envelope));
-  io.out(`DSO ${dso.address} -> MGMC: ${envelope.ct.slice(0, 34)}… decrypts to ${plain}`);
-
-  step('7. tamper with one byte of a copy of the database file and verify again');
-  const tamperedPath = join(dir, 'tampered.db');
-  copyFileSync(dbPath, tamperedPath);
-  const flipped = flipRecordDigit(tamperedPath);
-  const tamperedStore = openLedgerStore(tamperedPath, { readonly: true });
-  t = performance.now();
-  const tampered = verifyChain(storeSource(tamperedStore));
-  tamperedStore.close();
-  io.out(`changed byte at file offset ${flipped}\n${describeReport(tampered, tamperedPath)}`);
-
-  io.out('\n== summary');
-  io.out(
-    table(
-      ['check', 'result'],
+  const traded = r.market.reduce((a, m) => a + m.volumeWh, 0);
+  const adjustments = r.market.reduce((a, m) => a + m.adjustments, 0);
+  const retraded = r.market.filter((m) => m.attempts > 1).length;
+  const ledgers = table(
+    ['ledger', 'blocks signed', 'records', 'anchored by the DSO', 'held by the DSO', 'verified'],
+    [
+      ...r.ledgers.map((l) => [
+        l.name,
+        l.blocksSigned,
+        l.records,
+        l.anchoredHeight,
+        l.heldByDso,
+        l.chainOk ? 'ok' : 'FAILED',
+      ]),
       [
-        ['ledger database', report.ok ? `ok (${report.blocks} blocks)` : 'FAILED'],
-        ['JSONL export', exportReport.ok ? 'ok' : 'FAILED'],
-        ['record proof', proofCheck.ok ? 'ok' : 'FAILED'],
-        ['ECIES round trip', plain.includes('importW') ? 'ok' : 'FAILED'],
-        [
-          'tampered copy',
-          tampered.ok ? 'NOT DETECTED' : `detected at block ${tampered.problem?.height} (${tampered.problem?.kind})`,
-        ],
+        'DSO chain',
+        r.dso.chainHeight,
+        '-',
+        '-',
+        `${r.dso.blocksVerified} verified of ${r.dso.blocksReceived} received, ${r.dso.blocksRejected} rejected`,
+        r.dso.chainOk ? 'ok' : 'FAILED',
       ],
-    ),
+    ],
   );
-  io.out(`\ntry it yourself: node dist/agent/cli.js ledger verify --db ${dbPath}`);
-  const allGood = report.ok && exportReport.ok && proofCheck.ok && !tampered.ok;
-  return allGood ? EXIT.ok : EXIT.failed;
+  const checks = table(
+    ['check', 'result', 'detail'],
+    r.checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', c.detail]),
+  );
+  return [
+    `== summary: ${r.options.mgmcs} MGMCs, ${r.options.durationHours} h at ${r.options.speed}x in ${r.wallSeconds.toFixed(0)} s wall time`,
+    `energy cost (${r.currency}; the same metered flows, priced at the tariff alone vs with the P2P trades):`,
+    costs,
+    `market: ${r.market.length} intervals, ${kwh(traded)} kWh traded peer to peer, ${adjustments} adjustment contract(s) sent by the DSO, ${retraded} interval(s) traded again within the caps`,
+    ledgers,
+    checks,
+  ].join('\n');
 }
 
-/** Changes one digit inside a reading's value in the database file: a one-byte edit that SQLite still reads. */
-function flipRecordDigit(path: string): number {
-  // WAL content is checkpointed into the main file when the writer closes, so the bytes are in `path`.
-  const bytes = readFileSync(path);
-  // Canonical key order puts "value" last in a reading's body, so the byte before `},"seq":` is its last digit.
-  const marker = Buffer.from('},"seq":');
-  let found = bytes.indexOf(marker, Math.floor(bytes.length / 2));
-  while (found !== -1 && !isDigit(bytes[found - 1])) found = bytes.indexOf(marker, found + 1);
-  if (found === -1) throw new Error('no reading found in the second half of the database file to tamper with');
-  const digit = found - 1;
-  const old = bytes[digit] as number;
-  bytes[digit] = old === 0x39 ? 0x30 : old + 1;
-  writeFileSync(path, bytes);
-  return digit;
-}
-
-function isDigit(byte: number | undefined): boolean {
-  return byte !== undefined && byte >= 0x30 && byte <= 0x39;
+function pct(part: number, whole: number): string {
+  return whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)} %`;
 }

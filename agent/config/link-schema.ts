@@ -47,6 +47,13 @@ export const linkSchema = Section(
         description: 'MQTT client id; derived from the node address and role when left out.',
       }),
     ),
+    protocolVersion: Type.Union([Type.Literal(4), Type.Literal(5)], {
+      default: 5,
+      description:
+        'MQTT protocol: 5, or 4 (3.1.1) for brokers without MQTT 5 such as the embedded one of `mgmc demo` (no ' +
+        'session expiry, user properties or response topics then; a DSO node subscribes without shared ' +
+        'subscriptions and must run as a single process).',
+    }),
     keepaliveSeconds: Type.Integer({
       minimum: 5,
       maximum: 65_535,

@@ -53,6 +53,8 @@ export interface GridSecuritySettings {
   readonly base?: (interval: number) => BusPowers | undefined;
   /** Tuning of the network check (iterations, margins, loading limit). */
   readonly check?: Omit<NetworkCheckOptions, 'base' | 'interval'>;
+  /** Told of every round that ran a check, with the positions it checked (reports, dashboards). */
+  readonly onRound?: (round: IntervalRound, positions: readonly ReportedPosition[]) => void;
 }
 
 export interface GridSecurityOptions extends GridSecuritySettings {
@@ -410,7 +412,9 @@ export class GridSecurity {
         (sent.length > 0 ? `, ${sent.length} adjustment contract(s) sent` : '') +
         (check.reason === undefined ? '' : ` (${check.reason})`),
     );
-    return { interval, round, check, sent };
+    const result: IntervalRound = { interval, round, check, sent };
+    this.o.onRound?.(result, positions);
+    return result;
   }
 
   private send(pending: Pending, again: boolean): void {

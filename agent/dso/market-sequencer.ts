@@ -75,6 +75,8 @@ export interface MarketSequencerOptions {
   readonly maxQtyWh?: number;
   readonly timing?: Partial<MarketTiming>;
   readonly security?: MarketSecurity;
+  /** Told of every interval's outcome once its last attempt ended (progress displays, reports). */
+  readonly onInterval?: (summary: IntervalSummary) => void;
 }
 
 export type MoveOutcome =
@@ -148,6 +150,7 @@ export class MarketSequencer {
   private readonly counts = { intervals: 0, attempts: 0, rounds: 0, moves: 0, settled: 0 };
   private readonly rejected = new Map<string, number>();
   private scheduler: TimerHandle | undefined;
+  private lastOpened = Number.NEGATIVE_INFINITY;
   private stopped = false;
 
   constructor(private readonly o: MarketSequencerOptions) {
@@ -168,10 +171,15 @@ export class MarketSequencer {
       if (this.stopped) return;
       const now = this.o.clock.now();
       const { intervalMs, leadMs } = this.timing;
-      const next = Math.floor((now + leadMs) / intervalMs) * intervalMs + intervalMs;
+      // Never the same interval twice, even when a timer fires a moment before its time (an accelerated clock).
+      const next = Math.max(
+        Math.floor((now + leadMs) / intervalMs) * intervalMs + intervalMs,
+        this.lastOpened + intervalMs,
+      );
       const openAt = next - leadMs;
       this.scheduler = this.o.clock.setTimeout(
         () => {
+          this.lastOpened = next;
           void this.runInterval(next);
           const settleAt = next + intervalMs + this.timing.deliveryDelayMs;
           this.later(settleAt - this.o.clock.now(), () => void this.settle(next));
@@ -342,6 +350,7 @@ export class MarketSequencer {
       },
       `market ${new Date(interval).toISOString()}: ${attempts.length} attempt(s), closed by ${closedBy}`,
     );
+    this.o.onInterval?.(result);
     return result;
   }
 

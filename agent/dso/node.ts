@@ -96,7 +96,7 @@ export interface StartDsoOptions {
 /** What the DSO's market sequencer needs beyond the node's own parts (market-sequencer.ts). */
 export type DsoMarketOptions = Pick<
   MarketSequencerOptions,
-  'prices' | 'roundCap' | 'maxAttempts' | 'maxQtyWh' | 'timing'
+  'prices' | 'roundCap' | 'maxAttempts' | 'maxQtyWh' | 'timing' | 'onInterval'
 > & {
   /** Open every interval on the clock (default true); false: only runInterval()/settle() calls (tests). */
   readonly schedule?: boolean;
@@ -167,6 +167,7 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     clock,
     logger,
     announce: false,
+    protocolVersion: linkConfig.protocolVersion,
     clientId:
       linkConfig.clientId ??
       (isAnchor
@@ -397,11 +398,12 @@ export async function startDso(config: AgentConfig, options: StartDsoOptions): P
     log.error({ err: err.message }, `could not subscribe to ${what}: ${err.message}`);
   link.connect();
   const group = config.dso.shareGroup;
-  void link.subscribe(topics.shared(group, topics.nodeFilter('blocks')), onBlock).catch(report('blocks'));
-  void link
-    .subscribe(topics.shared(group, topics.nodeFilter('registration')), onRegistration)
-    .catch(report('registrations'));
-  void link.subscribe(topics.shared(group, topics.nodeFilter('messages')), onNodeMessage).catch(report('messages'));
+  // Shared subscriptions spread the work over verifier processes; a 3.1.1 broker (the demo's embedded one) has
+  // none, so there the node subscribes plainly and must run alone.
+  const shared = (filter: string) => (linkConfig.protocolVersion === 5 ? topics.shared(group, filter) : filter);
+  void link.subscribe(shared(topics.nodeFilter('blocks')), onBlock).catch(report('blocks'));
+  void link.subscribe(shared(topics.nodeFilter('registration')), onRegistration).catch(report('registrations'));
+  void link.subscribe(shared(topics.nodeFilter('messages')), onNodeMessage).catch(report('messages'));
 
   const gridOptions = isAnchor ? options.grid : undefined;
   // The solver runs off the event loop, so a network check never holds up block verification.
