@@ -35,6 +35,7 @@ import {
   DEMO_MARKET_MINUTES,
   DEMO_MICROGRIDS,
   DEMO_PRICES,
+  DEMO_TIME_ZONE,
   type DemoMicrogrid,
   dsoYaml,
   mgmcYaml,
@@ -90,16 +91,22 @@ const MARKET_MS = DEMO_MARKET_MINUTES * 60_000;
 /** 2026-06-22 is a Monday (offices and commuters at work); the run starts an hour before its midnight, CEST. */
 const DAY_START = Date.parse('2026-06-22T00:00:00+02:00');
 const WARM_UP_MS = HOUR;
+const LOCAL_HOUR = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', hour12: false, timeZone: DEMO_TIME_ZONE });
+
+/** A step sample with the grid meter's energy counters, which the costs are computed from. */
+interface Sample extends StepSample {
+  readonly meterImportWh?: number;
+  readonly meterExportWh?: number;
+}
 
 interface Grid {
   readonly m: DemoMicrogrid;
-  readonly dir: string;
   readonly sim: SimulatedSite;
   readonly config: AgentConfig;
   /** Its market identity (lower case). */
   readonly anonym: string;
   agent?: RunningMgmc;
-  readonly steps: StepSample[];
+  readonly steps: Sample[];
   /** Standing results by interval, as the MGMC holds them. */
   readonly results: Map<number, IntervalResult>;
 }
@@ -155,7 +162,7 @@ export async function runDemo(o: DemoRunOptions): Promise<DemoResult> {
       );
       const config = await loadConfig(configPath, { env });
       const anonym = deriveAnonymKey(keys[i]!.privateKey, DEMO_CHAIN_ID, config.dso.anonymEpoch).address.toLowerCase();
-      grids.push({ m, dir: gdir, sim, config, anonym, steps: [], results: new Map() });
+      grids.push({ m, sim, config, anonym, steps: [], results: new Map() });
     }
 
     phase('starting the DSO node (registry, DSO chain, grid security on IEEE 33, market sequencer)');
@@ -183,7 +190,6 @@ export async function runDemo(o: DemoRunOptions): Promise<DemoResult> {
       }
       o.progress({ kind: 'interval', line: intervalLine(summary, grids, adjustments, dso) });
     };
-    const grid = { ieee33: feeder };
     const minutes = (m: number) => m * 60_000;
     const gridSolver = await o.createSolver?.();
     if (gridSolver !== undefined) closers.push(() => gridSolver.close());
@@ -192,7 +198,7 @@ export async function runDemo(o: DemoRunOptions): Promise<DemoResult> {
       logger: o.logger,
       registryRefreshMs: 2000,
       grid: {
-        feeder: grid.ieee33,
+        feeder,
         ...(gridSolver === undefined ? {} : { solver: gridSolver }),
         base: () => base,
         intervalMs: MARKET_MS,
@@ -375,7 +381,7 @@ async function sampleUntil(time: DemoTime, endMs: number, grids: readonly Grid[]
   }
 }
 
-function sample(g: Grid, t: number): StepSample {
+function sample(g: Grid, t: number): Sample {
   const snapshot = g.sim.site.snapshot();
   let gridW = 0;
   let pvW = 0;
@@ -404,8 +410,6 @@ function sample(g: Grid, t: number): StepSample {
       plannedBatteryW = battery === undefined ? null : (battery.powerW[k] ?? null);
     }
   }
-  const energy =
-    meter?.kind === 'meter' ? { importWh: meter.importEnergyWh, exportWh: meter.exportEnergyWh } : undefined;
   return {
     t,
     gridW,
@@ -416,7 +420,7 @@ function sample(g: Grid, t: number): StepSample {
     socPct,
     plannedBatteryW,
     plannedGridW,
-    ...(energy === undefined ? {} : { meterImportWh: energy.importWh, meterExportWh: energy.exportWh }),
+    ...(meter?.kind === 'meter' ? { meterImportWh: meter.importEnergyWh, meterExportWh: meter.exportEnergyWh } : {}),
   };
 }
 
@@ -428,9 +432,7 @@ function sample(g: Grid, t: number): StepSample {
 function microgridReport(g: Grid): MicrogridReport {
   const agent = g.agent as RunningMgmc;
   const tariff = (t: number) => {
-    const hour = Number(
-      new Intl.DateTimeFormat('en-GB', { hour: '2-digit', hour12: false, timeZone: 'Europe/Berlin' }).format(t),
-    );
+    const hour = Number(LOCAL_HOUR.format(t));
     const night = g.m.nightTariff && (hour >= 22 || hour < 6);
     return { import: night ? DEMO_PRICES.night : DEMO_PRICES.import, export: DEMO_PRICES.export };
   };
@@ -438,7 +440,7 @@ function microgridReport(g: Grid): MicrogridReport {
   let costActual = 0;
   let soldWh = 0;
   let boughtWh = 0;
-  const steps = g.steps as (StepSample & { meterImportWh?: number; meterExportWh?: number })[];
+  const steps = g.steps;
   for (let i = 1; i < steps.length; i++) {
     const a = steps[i - 1]!;
     const b = steps[i]!;
